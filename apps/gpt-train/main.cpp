@@ -1,0 +1,343 @@
+// gpt-train: prepare a text corpus, train a GPT on it, sample from it and evaluate it.
+//   gpt-train prepare --input FILE --out DIR
+//   gpt-train train --data DIR --out RUN [model and training flags] [--resume]
+//   gpt-train sample --run RUN [--prompt TEXT] [--max-new-tokens N]
+//   gpt-train eval --run RUN --data DIR [--json]
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <torch/torch.h>
+
+#include "apps/gpt-train/run.h"
+#include "datasets/token_files.h"
+#include "engine/runtime.h"
+#include "engine/trainer.h"
+#include "losses/language_model.h"
+#include "models/gpt/generate.h"
+#include "tokenizers/utf8.h"
+
+namespace fs = std::filesystem;
+using namespace attnzoo;
+
+namespace {
+
+struct PrepareArgs {
+  std::string input, out, tokenizer = "char";
+  double val_fraction = 0.1;
+};
+
+struct TrainArgs {
+  std::string data, out, config, preset;
+  bool resume = false, dump_config = false;
+  std::optional<int64_t> n_layer, n_head, n_embd, block_size, batch_size, max_iters, warmup_iters, lr_decay_iters,
+      grad_accum, eval_interval, eval_iters, log_interval, checkpoint_interval, keep_last, threads;
+  std::optional<double> lr, min_lr, dropout, weight_decay, grad_clip, beta1, beta2;
+  std::optional<std::string> dtype, device, lr_schedule;
+  std::optional<uint64_t> seed;
+};
+
+struct SampleArgs {
+  std::string run, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
+  int64_t max_new_tokens = 500, num_samples = 1, top_k = 0, threads = 0;
+  double temperature = 0.8, top_p = 1.0;
+  uint64_t seed = 1337;
+  bool json = false, no_cache = false;
+};
+
+struct EvalArgs {
+  std::string run, data, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
+  int64_t batch_size = 32, threads = 0;
+  bool json = false;
+};
+
+void prepare(const PrepareArgs& a) {
+  if (a.tokenizer != "char") throw std::invalid_argument("--tokenizer: only 'char' is available, got '" + a.tokenizer + "'");
+  if (!(a.val_fraction >= 0.0 && a.val_fraction < 1.0))
+    throw std::invalid_argument("--val-fraction must be in [0, 1), got " + std::to_string(a.val_fraction));
+  const std::string text = datasets::read_text_file(a.input);
+  if (text.empty()) throw std::runtime_error(a.input + ": empty corpus");
+  if (auto bad = tokenizers::utf8_invalid_offset(text); bad != std::string::npos)
+    throw std::runtime_error(a.input + ": invalid UTF-8 at byte " + std::to_string(bad) + " (expected UTF-8 text)");
+  auto tok = tokenizers::CharTokenizer::train(text);
+  if (tok.vocab_size() > 65536)
+    throw std::runtime_error(a.input + ": " + std::to_string(tok.vocab_size()) +
+                             " distinct characters do not fit uint16 token ids (at most 65536)");
+  // nanoGPT splits the text (first 90 % train, last 10 % val), here at a character boundary.
+  const auto chars = tokenizers::utf8_chars(text);
+  const auto n_train = static_cast<size_t>(std::llround(static_cast<double>(chars.size()) * (1.0 - a.val_fraction)));
+  const auto ids = tok.encode(text);
+  std::vector<int64_t> train(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n_train));
+  std::vector<int64_t> val(ids.begin() + static_cast<std::ptrdiff_t>(n_train), ids.end());
+  nlohmann::json meta = {{"vocab_size", tok.vocab_size()}, {"tokenizer", tok.to_json()}, {"source", a.input},
+                         {"train_tokens", train.size()}, {"val_tokens", val.size()}};
+  datasets::write_token_dataset(a.out, train, val, meta);
+  std::cout << "prepared " << a.out << ": vocab " << tok.vocab_size() << ", train " << train.size() << " tokens, val "
+            << val.size() << " tokens" << std::endl;
+}
+
+// Flags override the config file, which overrides the defaults (or, with --resume, the checkpoint).
+void apply_flags(apps::GptRunConfig& c, const TrainArgs& a) {
+  auto set = [](auto& field, const auto& flag) {
+    if (flag) field = *flag;
+  };
+  set(c.model.n_layer, a.n_layer), set(c.model.n_head, a.n_head), set(c.model.n_embd, a.n_embd);
+  set(c.model.block_size, a.block_size), set(c.model.dropout, a.dropout);
+  auto& t = c.train;
+  set(t.batch_size, a.batch_size), set(t.max_iters, a.max_iters), set(t.lr, a.lr), set(t.min_lr, a.min_lr);
+  set(t.warmup_iters, a.warmup_iters), set(t.lr_decay_iters, a.lr_decay_iters), set(t.lr_schedule, a.lr_schedule);
+  set(t.weight_decay, a.weight_decay), set(t.grad_clip, a.grad_clip), set(t.grad_accum, a.grad_accum);
+  set(t.beta1, a.beta1), set(t.beta2, a.beta2);
+  set(t.eval_interval, a.eval_interval), set(t.eval_iters, a.eval_iters), set(t.log_interval, a.log_interval);
+  set(t.checkpoint_interval, a.checkpoint_interval), set(t.keep_last, a.keep_last);
+  set(t.dtype, a.dtype), set(t.device, a.device), set(t.threads, a.threads), set(t.seed, a.seed);
+  if (!a.data.empty()) c.data = a.data;
+}
+
+// Returns the exit code: 0, or 128 + the signal that interrupted training (after saving).
+int train(const TrainArgs& a) {
+  apps::GptRunConfig cfg = apps::default_run_config();
+  std::optional<apps::LoadedRun> previous;
+  if (a.resume) {
+    // The checkpoint's config is the base; only training settings may change.
+    previous = apps::load_run(a.out, "latest", torch::kCPU);
+    cfg = previous->config;
+  } else if (!a.preset.empty()) {
+    cfg.model = models::gpt_preset(a.preset);
+  }
+  const auto model_before = nlohmann::json(cfg.model);
+  if (!a.config.empty()) apps::apply_json(cfg, apps::read_json_file(a.config), a.config);
+  apply_flags(cfg, a);
+  if (cfg.data.empty()) throw std::invalid_argument("--data is required");
+
+  datasets::TokenDataset data(cfg.data);
+  const std::string meta_path = (fs::path(cfg.data) / "meta.json").string();
+  auto tokenizer = apps::load_tokenizer(data.meta().value("tokenizer", nlohmann::json()), meta_path);
+  if (a.resume) {
+    if (nlohmann::json(cfg.model) != model_before)
+      throw std::invalid_argument("--resume: the model flags or --config change the model of " +
+                                  previous->checkpoint.string() + " (was " + model_before.dump() + ")");
+    if (!(tokenizer == previous->tokenizer))
+      throw std::invalid_argument(meta_path + ": its tokenizer differs from the one of " +
+                                  previous->checkpoint.string());
+  } else {
+    cfg.model.vocab_size = data.vocab_size();
+  }
+  cfg.model.validate();
+  cfg.train.validate();
+  if (a.dump_config) {
+    std::cout << apps::to_json(cfg).dump(2) << std::endl;
+    return 0;
+  }
+  data.require_block(cfg.model.block_size);
+
+  const auto device = engine::setup_runtime({cfg.train.device, cfg.train.threads});
+  torch::manual_seed(cfg.train.seed);
+  models::GPT model(cfg.model);
+  model->to(device);
+  std::cout << "model: " << cfg.model.n_layer << " layers, " << cfg.model.n_head << " heads, " << cfg.model.n_embd
+            << " dim, block " << cfg.model.block_size << ", vocab " << cfg.model.vocab_size << ", "
+            << model->num_parameters(true) / 1e6 << "M parameters; " << at::get_num_threads() << " threads, "
+            << cfg.train.dtype << ", " << (device.is_cuda() ? "cuda" : "cpu") << std::endl;
+
+  const auto& t = cfg.train;
+  const int64_t T = cfg.model.block_size;
+  auto step_on = [&](const datasets::Batch& b) {
+    auto logits = model->forward(b.x.to(device));
+    return engine::StepOutput{losses::language_model_loss(logits, b.y.to(device)), {}};
+  };
+  engine::Task task;
+  task.train_step = [&](int64_t step, int64_t micro) {
+    return step_on(data.random_batch(true, t.batch_size, T, t.seed, step, micro));
+  };
+  task.eval_step = [&](int64_t batch) { return step_on(data.random_batch(false, t.batch_size, T, t.seed, -1, batch)); };
+  task.config = apps::to_json(cfg);
+  task.extra_state = {{"tokenizer", tokenizer.to_json()}};
+  task.tokens_per_micro_batch = t.batch_size * T;
+
+  auto result = engine::train(*model, task, cfg.train, a.out, a.resume, device);
+  if (result.interrupted) return 128 + result.signal;
+  std::cout << "done: " << result.steps_done << " steps in " << result.seconds << " s; val loss "
+            << result.last_val_loss << " (best " << result.best_val_loss << "); run in " << a.out << std::endl;
+  return 0;
+}
+
+std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::CharTokenizer& tok) {
+  if (!a.prompt.empty() && !a.prompt_file.empty())
+    throw std::invalid_argument("--prompt and --prompt-file exclude each other");
+  std::string text = a.prompt, source = "--prompt";
+  if (!a.prompt_file.empty()) {
+    text = datasets::read_text_file(a.prompt_file);
+    source = a.prompt_file;
+  }
+  if (text.empty()) {
+    // nanoGPT starts from "\n"; a vocabulary without it starts from token 0.
+    return {tok.covers("\n") ? tok.encode("\n")[0] : 0};
+  }
+  try {
+    return tok.encode(text);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(source + ": " + e.what());
+  }
+}
+
+void sample(const SampleArgs& a) {
+  const auto device = engine::setup_runtime({a.device, a.threads});
+  auto run = apps::load_run(a.run, a.checkpoint, device);
+  if (a.dtype == "bf16") run.model->to(torch::kBFloat16);
+  else if (a.dtype != "fp32") throw std::invalid_argument("--dtype: expected fp32 or bf16, got '" + a.dtype + "'");
+  if (a.max_new_tokens < 0 || a.num_samples < 1) throw std::invalid_argument("--max-new-tokens >= 0 and --num-samples >= 1");
+  if (a.top_p <= 0.0 || a.top_p > 1.0) throw std::invalid_argument("--top-p must be in (0, 1]");
+  auto ids = prompt_ids(a, run.tokenizer);
+  auto prompt = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
+  models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p}, !a.no_cache};
+  torch::Generator gen = at::detail::createCPUGenerator(a.seed);
+  if (device.is_cuda()) {
+    gen = at::globalContext().defaultGenerator(device);
+    gen.set_current_seed(a.seed);
+  }
+  nlohmann::json samples = nlohmann::json::array();
+  for (int64_t i = 0; i < a.num_samples; ++i) {
+    if (!a.json) std::cout << run.tokenizer.decode(ids) << std::flush;
+    auto out = models::generate(run.model, prompt, opt, gen, [&](const torch::Tensor& next) {
+      if (!a.json) std::cout << run.tokenizer.decode({next.item<int64_t>()}) << std::flush;
+    });
+    auto all = out[0].to(torch::kCPU);
+    std::vector<int64_t> v(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
+    if (a.json) samples.push_back(run.tokenizer.decode(v));
+    else std::cout << "\n---------------" << std::endl;
+  }
+  if (a.json) std::cout << nlohmann::json{{"checkpoint", run.checkpoint.string()}, {"samples", samples}}.dump() << std::endl;
+}
+
+void eval(const EvalArgs& a) {
+  const auto device = engine::setup_runtime({a.device, a.threads});
+  auto run = apps::load_run(a.run, a.checkpoint, device);
+  datasets::TokenDataset data(a.data);
+  const std::string meta_path = (fs::path(a.data) / "meta.json").string();
+  if (data.meta().value("tokenizer", nlohmann::json()) != run.tokenizer_json)
+    throw std::invalid_argument(meta_path + ": the data was tokenized differently from " + run.checkpoint.string());
+  if (a.split != "val" && a.split != "train") throw std::invalid_argument("--split: expected val or train");
+  if (a.batch_size < 1) throw std::invalid_argument("--batch-size must be positive");
+  const bool train_split = a.split == "train";
+  const int64_t T = run.config.model.block_size;
+  const int64_t windows = data.num_windows(train_split, T);
+  if (windows < 1) data.require_block(T);
+  // Every non-overlapping window of the split, so the number is complete and deterministic.
+  torch::NoGradGuard no_grad;
+  double nll = 0;
+  int64_t tokens = 0;
+  for (int64_t w = 0; w < windows; w += a.batch_size) {
+    auto b = data.window_batch(train_split, a.batch_size, T, w);
+    engine::AutocastGuard autocast(a.dtype, device);
+    auto logits = run.model->forward(b.x.to(device));
+    nll += losses::language_model_loss(logits, b.y.to(device)).item<double>() * static_cast<double>(b.y.numel());
+    tokens += b.y.numel();
+  }
+  const double loss = nll / static_cast<double>(tokens);
+  if (a.json) {
+    std::cout << nlohmann::json{{"loss", loss}, {"perplexity", std::exp(loss)}, {"tokens", tokens},
+                                {"split", a.split}, {"checkpoint", run.checkpoint.string()}}.dump() << std::endl;
+  } else {
+    std::cout << a.split << " loss " << loss << ", perplexity " << std::exp(loss) << " over " << tokens
+              << " tokens (" << run.checkpoint.string() << ")" << std::endl;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gpt-train: train a GPT language model on a text corpus, sample from it, evaluate it"};
+  app.require_subcommand(1);
+
+  PrepareArgs pa;
+  auto* prep = app.add_subcommand("prepare", "Tokenize a text file into DIR/train.bin, val.bin and meta.json");
+  prep->add_option("--input", pa.input, "UTF-8 text file")->required();
+  prep->add_option("--out", pa.out, "Output data directory")->required();
+  prep->add_option("--tokenizer", pa.tokenizer, "Tokenizer: char")->capture_default_str();
+  prep->add_option("--val-fraction", pa.val_fraction, "Fraction of the text (its end) kept for validation")
+      ->capture_default_str();
+
+  TrainArgs ta;
+  auto* tr = app.add_subcommand("train", "Train a GPT (nanoGPT's CPU recipe by default)");
+  tr->add_option("--data", ta.data, "Prepared data directory (from `prepare`)");
+  tr->add_option("--out", ta.out, "Run directory: checkpoints, metrics.jsonl, loss.png")->required();
+  tr->add_option("--config", ta.config, "JSON file {\"model\": {...}, \"train\": {...}} (see --dump-config)");
+  tr->add_option("--preset", ta.preset, "Model preset: tiny, shakespeare-char, shakespeare-char-cpu, gpt2");
+  tr->add_flag("--resume", ta.resume, "Continue from the run's latest checkpoint");
+  tr->add_flag("--dump-config", ta.dump_config, "Print the resolved config as JSON and exit");
+  tr->add_option("--n-layer", ta.n_layer, "Transformer blocks");
+  tr->add_option("--n-head", ta.n_head, "Attention heads");
+  tr->add_option("--n-embd", ta.n_embd, "Embedding width");
+  tr->add_option("--block-size", ta.block_size, "Context length");
+  tr->add_option("--dropout", ta.dropout, "Dropout probability");
+  tr->add_option("--batch-size", ta.batch_size, "Sequences per micro-batch");
+  tr->add_option("--max-iters", ta.max_iters, "Optimizer steps");
+  tr->add_option("--lr", ta.lr, "Peak learning rate");
+  tr->add_option("--min-lr", ta.min_lr, "Final learning rate");
+  tr->add_option("--warmup-iters", ta.warmup_iters, "Linear warmup steps");
+  tr->add_option("--lr-decay-iters", ta.lr_decay_iters, "Steps until --min-lr (0 = --max-iters)");
+  tr->add_option("--lr-schedule", ta.lr_schedule, "cosine, linear or constant");
+  tr->add_option("--weight-decay", ta.weight_decay, "AdamW weight decay (weight matrices only)");
+  tr->add_option("--beta1", ta.beta1, "AdamW beta1");
+  tr->add_option("--beta2", ta.beta2, "AdamW beta2");
+  tr->add_option("--grad-clip", ta.grad_clip, "Clip the global gradient norm (0 = off)");
+  tr->add_option("--grad-accum", ta.grad_accum, "Micro-batches per optimizer step");
+  tr->add_option("--eval-interval", ta.eval_interval, "Evaluate every N steps");
+  tr->add_option("--eval-iters", ta.eval_iters, "Batches per evaluation");
+  tr->add_option("--log-interval", ta.log_interval, "Log a line every N steps (when not on a terminal)");
+  tr->add_option("--checkpoint-interval", ta.checkpoint_interval, "Checkpoint every N steps (0 = --eval-interval)");
+  tr->add_option("--keep-last", ta.keep_last, "Step checkpoints to keep");
+  tr->add_option("--dtype", ta.dtype, "fp32 or bf16 (autocast)");
+  tr->add_option("--device", ta.device, "auto, cpu or cuda");
+  tr->add_option("--threads", ta.threads, "CPU threads (0 = all cores)");
+  tr->add_option("--seed", ta.seed, "Random seed (weights, batches, dropout)");
+
+  SampleArgs sa;
+  auto* sm = app.add_subcommand("sample", "Generate text from a trained run");
+  sm->add_option("--run", sa.run, "Run directory")->required();
+  sm->add_option("--checkpoint", sa.checkpoint, "best, latest or step-N")->capture_default_str();
+  sm->add_option("--prompt", sa.prompt, "Text to continue (default: a newline)");
+  sm->add_option("--prompt-file", sa.prompt_file, "File whose text to continue");
+  sm->add_option("--max-new-tokens", sa.max_new_tokens, "Tokens to generate per sample")->capture_default_str();
+  sm->add_option("--temperature", sa.temperature, "Softmax temperature (0 = greedy)")->capture_default_str();
+  sm->add_option("--top-k", sa.top_k, "Keep the k most likely tokens (0 = all)")->capture_default_str();
+  sm->add_option("--top-p", sa.top_p, "Nucleus sampling threshold (1 = off)")->capture_default_str();
+  sm->add_option("--num-samples", sa.num_samples, "Samples to draw")->capture_default_str();
+  sm->add_option("--seed", sa.seed, "Random seed (same seed, same text)")->capture_default_str();
+  sm->add_option("--device", sa.device, "auto, cpu or cuda")->capture_default_str();
+  sm->add_option("--dtype", sa.dtype, "fp32 or bf16 weights")->capture_default_str();
+  sm->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
+  sm->add_flag("--no-cache", sa.no_cache, "Recompute the whole context per token (no KV cache)");
+  sm->add_flag("--json", sa.json, "Print {\"samples\": [...]} instead of streaming text");
+
+  EvalArgs ea;
+  auto* ev = app.add_subcommand("eval", "Loss and perplexity of a run on a prepared split");
+  ev->add_option("--run", ea.run, "Run directory")->required();
+  ev->add_option("--data", ea.data, "Prepared data directory")->required();
+  ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
+  ev->add_option("--split", ea.split, "val or train")->capture_default_str();
+  ev->add_option("--batch-size", ea.batch_size, "Windows per forward")->capture_default_str();
+  ev->add_option("--device", ea.device, "auto, cpu or cuda")->capture_default_str();
+  ev->add_option("--dtype", ea.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
+  ev->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
+  ev->add_flag("--json", ea.json, "Print {\"loss\", \"perplexity\", \"tokens\"} as JSON");
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*prep) prepare(pa);
+    if (*tr) return train(ta);
+    if (*sm) sample(sa);
+    if (*ev) eval(ea);
+  } catch (const c10::Error& e) {
+    std::cerr << "gpt-train: error: " << e.what_without_backtrace() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "gpt-train: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

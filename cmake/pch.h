@@ -1,0 +1,3 @@
+// Precompiled header for every target that uses LibTorch (option ATTNZOO_PCH).
+#pragma once
+#include <torch/torch.h>

@@ -1,0 +1,119 @@
+#include "engine/plot.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+
+#include "engine/metrics.h"
+
+#ifdef ATTNZOO_HAVE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#endif
+
+namespace attnzoo::engine {
+
+#ifdef ATTNZOO_HAVE_OPENCV
+namespace {
+
+std::string tick_label(double v) {
+  char buf[32];
+  if (std::fabs(v) >= 1000 || (v != 0 && std::fabs(v) < 0.01)) std::snprintf(buf, sizeof buf, "%.3g", v);
+  else std::snprintf(buf, sizeof buf, "%.2f", v);
+  std::string s = buf;
+  if (s.find('.') != std::string::npos && s.find('e') == std::string::npos) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  return s;
+}
+
+// "Nice" tick step for a range (1, 2 or 5 times a power of ten).
+double tick_step(double range, int target) {
+  const double raw = range / target;
+  const double p = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 5.0, 10.0})
+    if (raw <= m * p) return m * p;
+  return 10 * p;
+}
+
+}  // namespace
+#endif
+
+bool plot_lines(const std::vector<Series>& series, const std::string& title, const std::string& xlabel,
+                const std::string& ylabel, const std::filesystem::path& path) {
+#ifndef ATTNZOO_HAVE_OPENCV
+  (void)series, (void)title, (void)xlabel, (void)ylabel, (void)path;
+  return false;
+#else
+  double x0 = std::numeric_limits<double>::infinity(), x1 = -x0, y0 = x0, y1 = -x0;
+  for (const auto& s : series)
+    for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i) {
+      if (!std::isfinite(s.y[i])) continue;
+      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
+      y0 = std::min(y0, s.y[i]), y1 = std::max(y1, s.y[i]);
+    }
+  if (!std::isfinite(x0)) return false;
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y1 = y0 + 1;
+  const double pad = 0.05 * (y1 - y0);
+  y0 -= pad, y1 += pad;
+
+  const int W = 960, H = 540, left = 80, right = 30, top = 50, bottom = 60;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  const auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
+  const auto py = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };
+  const auto font = cv::FONT_HERSHEY_SIMPLEX;
+  const cv::Scalar grid(225, 225, 225), ink(40, 40, 40);
+
+  for (double step = tick_step(y1 - y0, 6), v = std::ceil(y0 / step) * step; v <= y1; v += step) {
+    const int y = static_cast<int>(py(v));
+    cv::line(img, {left, y}, {W - right, y}, grid, 1);
+    cv::putText(img, tick_label(v), {8, y + 5}, font, 0.45, ink, 1, cv::LINE_AA);
+  }
+  for (double step = tick_step(x1 - x0, 8), v = std::ceil(x0 / step) * step; v <= x1; v += step) {
+    const int x = static_cast<int>(px(v));
+    cv::line(img, {x, top}, {x, H - bottom}, grid, 1);
+    cv::putText(img, tick_label(v), {x - 15, H - bottom + 20}, font, 0.45, ink, 1, cv::LINE_AA);
+  }
+  cv::rectangle(img, {left, top}, {W - right, H - bottom}, ink, 1);
+  cv::putText(img, title, {left, 32}, font, 0.7, ink, 1, cv::LINE_AA);
+  cv::putText(img, xlabel, {W / 2 - 20, H - 15}, font, 0.5, ink, 1, cv::LINE_AA);
+  cv::putText(img, ylabel, {8, top - 10}, font, 0.5, ink, 1, cv::LINE_AA);
+
+  static const cv::Scalar colors[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44}, {40, 39, 214}, {189, 103, 148}};
+  for (size_t k = 0; k < series.size(); ++k) {
+    const auto& s = series[k];
+    const cv::Scalar color = colors[k % 5];
+    std::vector<cv::Point> pts;
+    for (size_t i = 0; i < s.x.size() && i < s.y.size(); ++i)
+      if (std::isfinite(s.y[i])) pts.emplace_back(static_cast<int>(px(s.x[i])), static_cast<int>(py(s.y[i])));
+    if (pts.size() > 1) cv::polylines(img, pts, false, color, s.markers ? 2 : 1, cv::LINE_AA);
+    if (s.markers)
+      for (const auto& p : pts) cv::circle(img, p, 4, color, cv::FILLED, cv::LINE_AA);
+    const int ly = top + 20 + 22 * static_cast<int>(k);
+    cv::line(img, {W - right - 150, ly - 5}, {W - right - 120, ly - 5}, color, 3);
+    cv::putText(img, s.name, {W - right - 112, ly}, font, 0.5, ink, 1, cv::LINE_AA);
+  }
+  if (!cv::imwrite(path.string(), img)) throw std::runtime_error(path.string() + ": cannot write PNG");
+  return true;
+#endif
+}
+
+bool plot_loss_curves(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& png) {
+  Series train{"train", {}, {}, false}, val{"val", {}, {}, true};
+  for (const auto& row : read_metrics(metrics_jsonl)) {
+    if (!row.contains("loss") || !row["loss"].is_number() || !row.contains("step")) continue;
+    Series& s = row.value("split", "") == "val" ? val : train;
+    s.x.push_back(row["step"].get<double>());
+    s.y.push_back(row["loss"].get<double>());
+  }
+  std::vector<Series> all;
+  if (!train.x.empty()) all.push_back(train);
+  if (!val.x.empty()) all.push_back(val);
+  return plot_lines(all, "loss", "step", "loss", png);
+}
+
+}  // namespace attnzoo::engine

@@ -1,0 +1,98 @@
+#include "engine/runtime.h"
+
+#include <sched.h>
+
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+
+#include <ATen/autocast_mode.h>
+
+namespace attnzoo::engine {
+
+int64_t available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::string loaded_blas() {
+  std::ifstream maps("/proc/self/maps");
+  std::string line, found = "none";
+  while (std::getline(maps, line)) {
+    if (line.find("libmkl") != std::string::npos) return "mkl";
+    if (line.find("libblas.so") == std::string::npos && line.find("libopenblas") == std::string::npos) continue;
+    if (line.find("openblas-openmp") != std::string::npos) found = "openblas-openmp";
+    else if (line.find("openblas-pthread") != std::string::npos) found = "openblas-pthread";
+    else if (line.find("/blas/libblas.so") != std::string::npos) return "reference";
+    else if (found == "none") found = "other";
+  }
+  return found;
+}
+
+torch::Device setup_runtime(const RuntimeOptions& opt) {
+  torch::Device device(torch::kCPU);
+  if (opt.device == "cuda" || (opt.device == "auto" && torch::cuda::is_available())) {
+    if (!torch::cuda::is_available())
+      throw std::invalid_argument("--device cuda: no CUDA device is available to this LibTorch build");
+    device = torch::Device(torch::kCUDA);
+  } else if (opt.device != "cpu" && opt.device != "auto") {
+    throw std::invalid_argument("--device: expected auto, cpu or cuda, got '" + opt.device + "'");
+  }
+  if (opt.threads < 0) throw std::invalid_argument("--threads must be >= 0");
+  at::set_num_threads(static_cast<int>(opt.threads > 0 ? opt.threads : available_cores()));
+  at::globalContext().setFlushDenormal(true);
+  if (!opt.quiet && device.is_cpu() && loaded_blas() == "reference")
+    std::cerr << "warning: LibTorch is using the reference BLAS (slow matmuls, ~30x); install an optimized one: "
+                 "apt-get install libopenblas0-openmp\n";
+  return device;
+}
+
+AutocastGuard::AutocastGuard(const std::string& dtype, torch::Device device) {
+  if (dtype != "bf16") return;
+  active_ = true;
+  cuda_ = device.is_cuda();
+  // Same as Python's `with torch.autocast(...)`: enable, set dtype, count nesting; the cache of
+  // cast weights is cleared when the outermost guard exits.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto type = cuda_ ? at::kCUDA : at::kCPU;
+  prev_enabled_ = at::autocast::is_autocast_enabled(type);
+  prev_dtype_ = at::autocast::get_autocast_dtype(type);
+  at::autocast::set_autocast_enabled(type, true);
+  at::autocast::set_autocast_dtype(type, at::kBFloat16);
+#else
+  if (cuda_) {
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  } else {
+    prev_enabled_ = at::autocast::is_cpu_enabled();
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  }
+#endif
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!active_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto type = cuda_ ? at::kCUDA : at::kCPU;
+  at::autocast::set_autocast_enabled(type, prev_enabled_);
+  at::autocast::set_autocast_dtype(type, prev_dtype_);
+#else
+  if (cuda_) {
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(prev_enabled_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  }
+#endif
+}
+
+}  // namespace attnzoo::engine

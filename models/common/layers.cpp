@@ -1,0 +1,30 @@
+#include "models/common/layers.h"
+
+#include <stdexcept>
+
+namespace attnzoo::models {
+
+LayerNormImpl::LayerNormImpl(int64_t dim, bool with_bias, double eps) : dim(dim), eps(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+  if (with_bias) bias = register_parameter("bias", torch::zeros({dim}));
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  const auto in = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
+  return at::layer_norm(in, {dim}, weight, bias, eps);
+}
+
+void check_activation(const std::string& name) {
+  if (name != "gelu" && name != "gelu_tanh" && name != "relu")
+    throw std::invalid_argument("unknown activation '" + name + "' (expected gelu, gelu_tanh or relu)");
+}
+
+torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
+  if (name == "gelu") return at::gelu(x);
+  if (name == "gelu_tanh") return at::gelu(x, "tanh");
+  if (name == "relu") return torch::relu(x);
+  check_activation(name);
+  return x;
+}
+
+}  // namespace attnzoo::models

@@ -1,0 +1,28 @@
+// Autoregressive generation from a GPT with a preallocated KV cache. Each new token is
+// conditioned on at most block_size previous tokens, exactly as nanoGPT's generate(): once the
+// context outgrows the block, the cache is refilled from the last block_size tokens.
+#pragma once
+
+#include <functional>
+#include <optional>
+
+#include <torch/torch.h>
+
+#include "models/common/sampling.h"
+#include "models/gpt/gpt.h"
+
+namespace attnzoo::models {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 500;
+  SamplingOptions sampling;
+  bool use_cache = true;  // false recomputes the whole context per token (for tests and comparison)
+};
+
+// idx: (B, T0) prompt ids, T0 >= 1 -> (B, T0 + max_new_tokens). on_token (may be empty) receives
+// each new (B, 1) column as soon as it is drawn, for streaming. Runs under InferenceMode.
+torch::Tensor generate(GPT& model, const torch::Tensor& idx, const GenerateOptions& opt,
+                       std::optional<torch::Generator> gen = std::nullopt,
+                       const std::function<void(const torch::Tensor&)>& on_token = {});
+
+}  // namespace attnzoo::models
