@@ -83,9 +83,10 @@ void write_checkpoint(const fs::path& dir, const Checkpoint& ckpt) {
       fs::rename(tmp, dir);
     }
     fsync_dir(parent);
-  } catch (...) {
+  } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
-    throw;
+    throw std::runtime_error("checkpoint " + dir.string() + " not written (earlier checkpoints are intact): " +
+                             e.what());
   }
 }
 
@@ -164,7 +165,13 @@ fs::path CheckpointStore::resolve(const std::string& which) const {
       throw std::invalid_argument("--checkpoint: expected best, latest or step-N, got '" + which + "'");
     }
   }
-  if (!fs::is_directory(p)) fail(p, "no such checkpoint");
+  if (!fs::is_directory(p)) {
+    std::string have;
+    for (auto step : steps()) have += (have.empty() ? "" : ", ") + step_dir(step).filename().string();
+    if (fs::is_directory(root_ / "best")) have += have.empty() ? "best" : ", best";
+    throw std::invalid_argument("--checkpoint " + which + ": no such checkpoint in " + root_.string() +
+                                " (available: " + (have.empty() ? "none" : have) + ")");
+  }
   return p;
 }
 

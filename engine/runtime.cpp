@@ -2,6 +2,8 @@
 
 #include <sched.h>
 
+#include <csignal>
+
 #include <fstream>
 #include <iostream>
 #include <stdexcept>
@@ -43,6 +45,9 @@ torch::Device setup_runtime(const RuntimeOptions& opt) {
   if (opt.threads < 0) throw std::invalid_argument("--threads must be >= 0");
   at::set_num_threads(static_cast<int>(opt.threads > 0 ? opt.threads : available_cores()));
   at::globalContext().setFlushDenormal(true);
+  // Past a file size limit, writes fail with EFBIG (reported with the file name) instead of the
+  // process being killed by SIGXFSZ halfway through a checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (!opt.quiet && device.is_cpu() && loaded_blas() == "reference")
     std::cerr << "warning: LibTorch is using the reference BLAS (slow matmuls, ~30x); install an optimized one: "
                  "apt-get install libopenblas0-openmp\n";

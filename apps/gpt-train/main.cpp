@@ -14,6 +14,7 @@
 
 #include "apps/gpt-train/run.h"
 #include "datasets/token_files.h"
+#include "engine/checkpoint.h"
 #include "engine/runtime.h"
 #include "engine/trainer.h"
 #include "losses/language_model.h"
@@ -103,6 +104,8 @@ int train(const TrainArgs& a) {
   std::optional<apps::LoadedRun> previous;
   if (a.resume) {
     // The checkpoint's config is the base; only training settings may change.
+    if (!engine::CheckpointStore(a.out).latest())
+      throw std::runtime_error(a.out + ": --resume, but there is no checkpoint to resume from");
     previous = apps::load_run(a.out, "latest", torch::kCPU);
     cfg = previous->config;
   } else if (!a.preset.empty()) {

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End-to-end test of gpt-train as a user runs it: prepare -> train -> checkpoint -> resume (same
+# losses as straight through) -> Ctrl-C -> sample -> eval, and the bad inputs of issue #2, each of
+# which must exit non-zero with a one-line error naming the file or flag and leave files untouched.
+#   usage: gpt_train_e2e.sh PATH/TO/gpt-train
+set -uo pipefail
+GPT=$(readlink -f "$1")
+WORK=$(mktemp -d /tmp/gpt-e2e.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+failures=0
+pass() { echo "ok   $1"; }
+fail() { echo "FAIL $1"; failures=$((failures + 1)); }
+check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+# A small corpus made here: ~40 KB of varied lines.
+for i in $(seq 1 600); do
+  echo "line $i: the quick brown fox $(( (i * 7919) % 1000 )) jumps over the lazy dog; é"
+done > corpus.txt
+
+MODEL=(--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 4 --eval-iters 2 --threads 2 --seed 7)
+TINY=("${MODEL[@]}" --eval-interval 5 --checkpoint-interval 5 --lr 3e-3 --min-lr 3e-4 --warmup-iters 2 --lr-decay-iters 20 --dropout 0.1)
+
+# Runs a command that must fail: non-zero exit, exactly one line on stderr that mentions $2.
+expect_error() {
+  local name=$1 needle=$2; shift 2
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  if [ $rc -ne 0 ] && [ "$(wc -l < err.txt)" -eq 1 ] && grep -qF -- "$needle" err.txt; then
+    pass "$name"
+  else
+    fail "$name (rc=$rc, stderr: $(head -c 400 err.txt))"
+  fi
+}
+tree_sum() { find "$1" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }
+train_losses() { grep '"split":"train"' "$1/metrics.jsonl" | sed -E 's/.*"loss":([^,]*),.*"step":([0-9]+).*/\2 \1/' | sort -n; }
+
+# --- prepare
+check "prepare" "$GPT" prepare --input corpus.txt --out data > /dev/null
+check "prepare wrote train.bin, val.bin, meta.json" test -s data/train.bin -a -s data/val.bin -a -s data/meta.json
+check "meta.json has the tokenizer" grep -q '"type": "char"' data/meta.json
+
+# --- straight run vs stopped-and-resumed run
+check "train straight 20 steps" "$GPT" train --data data --out run_a "${TINY[@]}" --max-iters 20 > log_a.txt
+check "checkpoint files" test -s run_a/checkpoints/step-000020/model.safetensors -a -s run_a/checkpoints/step-000020/optimizer.safetensors -a -s run_a/checkpoints/step-000020/state.json -a -s run_a/checkpoints/step-000020/config.json
+check "best checkpoint" test -d run_a/checkpoints/best
+check "keep-last 3" test "$(ls -d run_a/checkpoints/step-* | wc -l)" -eq 3
+check "loss curve PNG" test -s run_a/loss.png
+check "metrics.jsonl fields" grep -q '"ms_per_iter".*"split":"train".*"tokens_per_s"' run_a/metrics.jsonl
+check "train 10 steps" "$GPT" train --data data --out run_b "${TINY[@]}" --max-iters 10 > /dev/null
+check "resume to 20 steps" "$GPT" train --out run_b --resume --max-iters 20 > log_b.txt
+check "resume said where it resumed" grep -q "resuming from .*step-000010" log_b.txt
+if [ -n "$(train_losses run_a)" ] && [ "$(train_losses run_a)" = "$(train_losses run_b)" ]; then
+  pass "resumed run logs the same train losses bit for bit"
+else
+  fail "resumed run logs the same train losses bit for bit"; diff <(train_losses run_a) <(train_losses run_b) | head
+fi
+check "20 train lines after resume" test "$(train_losses run_b | wc -l)" -eq 20
+if cmp -s run_a/checkpoints/step-000020/model.safetensors run_b/checkpoints/step-000020/model.safetensors; then
+  pass "resumed model is bit-identical"; else fail "resumed model is bit-identical"; fi
+
+# --- Ctrl-C: finish the step, save, say how to resume
+"$GPT" train --data data --out run_c "${MODEL[@]}" --max-iters 100000 --eval-interval 1000 > log_c.txt 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do grep -q '"split":"train"' run_c/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+rc=$?
+check "SIGINT exits with 130" test $rc -eq 130
+check "SIGINT message tells how to resume" grep -q -- "--resume" log_c.txt
+check "SIGINT saved a checkpoint" test -n "$(ls -d run_c/checkpoints/step-* 2>/dev/null)"
+check "resume after SIGINT" "$GPT" train --out run_c --resume --max-iters "$(( $(ls run_c/checkpoints | grep step- | tail -1 | sed 's/step-0*//') + 3 ))" > /dev/null
+
+# --- sample and eval
+check "sample" "$GPT" sample --run run_a --max-new-tokens 50 --prompt "line" > s1.txt
+check "sample output starts with the prompt" grep -q "^line" s1.txt
+"$GPT" sample --run run_a --max-new-tokens 50 --prompt "line" --seed 3 > s2.txt
+"$GPT" sample --run run_a --max-new-tokens 50 --prompt "line" --seed 3 > s3.txt
+check "sample is reproducible with --seed" cmp -s s2.txt s3.txt
+"$GPT" sample --run run_a --max-new-tokens 50 --prompt "line" --seed 3 --no-cache > s4.txt
+check "KV cache gives the same text as no cache" cmp -s s2.txt s4.txt
+check "sample --json" bash -c "'$GPT' sample --run run_a --max-new-tokens 20 --num-samples 2 --json --top-k 5 --top-p 0.9 | grep -q '\"samples\":\\[\"'"
+check "sample --checkpoint step-N" "$GPT" sample --run run_a --checkpoint step-15 --max-new-tokens 5 > /dev/null
+"$GPT" eval --run run_a --data data --json > eval.json
+check "eval --json" grep -qE '"loss":[0-9.]+.*"perplexity":[0-9.]+.*"tokens":[0-9]+' eval.json
+check "--dump-config" bash -c "'$GPT' train --data data --out unused --dump-config | grep -q '\"n_layer\": 4'"
+check "--dump-config wrote nothing" test ! -e unused
+
+# --- bad input
+before=$(tree_sum run_a)
+: > empty.txt
+echo "abc" > short.txt
+printf 'ab\xffcd' > latin1.txt
+expect_error "missing corpus" "nope.txt" "$GPT" prepare --input nope.txt --out d1
+expect_error "empty corpus" "empty.txt" "$GPT" prepare --input empty.txt --out d2
+expect_error "invalid UTF-8 corpus" "latin1.txt" "$GPT" prepare --input latin1.txt --out d3
+"$GPT" prepare --input short.txt --out short > /dev/null
+expect_error "corpus shorter than a block" "train.bin" "$GPT" train --data short --out r_short "${TINY[@]}"
+echo '{"train": {"lr": 0.1,}}' > bad.json
+expect_error "malformed --config" "bad.json" "$GPT" train --data data --out r_bad --config bad.json
+echo '{"train": {"learning_rate": 0.1}}' > unknown.json
+expect_error "unknown key in --config" "learning_rate" "$GPT" train --data data --out r_bad --config unknown.json
+expect_error "resume without checkpoint" "no checkpoint" "$GPT" train --data data --out r_none --resume
+expect_error "resume with another model shape" "--resume" "$GPT" train --data data --out run_a --resume --n-layer 3 --max-iters 25
+expect_error "fresh run over an existing run" "--resume" "$GPT" train --data data --out run_a "${TINY[@]}"
+expect_error "prompt outside the vocabulary" "--prompt" "$GPT" sample --run run_a --prompt "Zebra~"
+touch afile
+expect_error "output directory that cannot be made" "afile" "$GPT" train --data data --out afile/run "${TINY[@]}" --max-iters 2
+expect_error "unknown --checkpoint" "--checkpoint" "$GPT" sample --run run_a --checkpoint step-999
+check "failed commands left run_a untouched" test "$before" = "$(tree_sum run_a)"
+
+cp -r run_a broken
+rm broken/checkpoints/step-000020/optimizer.safetensors
+expect_error "checkpoint missing a file" "optimizer.safetensors" "$GPT" train --out broken --resume --max-iters 30
+cp -r run_a trunc
+head -c 1000 run_a/checkpoints/best/model.safetensors > trunc/checkpoints/best/model.safetensors
+expect_error "truncated model.safetensors" "model.safetensors" "$GPT" sample --run trunc --checkpoint best
+cp -r run_a foreign
+echo "this is not a safetensors file at all" > foreign/checkpoints/best/model.safetensors
+expect_error "non-safetensors model file" "model.safetensors" "$GPT" sample --run foreign --checkpoint best
+
+# A full disk during a checkpoint (file size limit): clean error, previous checkpoint still usable.
+cp -r run_a full
+( ulimit -f 20; "$GPT" train --out full --resume --max-iters 25 --checkpoint-interval 5 > out.txt 2> err.txt ); rc=$?
+check "full disk: non-zero exit" test $rc -ne 0
+check "full disk: error names the file" grep -q "write failed" err.txt
+check "full disk: no temporary directory left" test -z "$(ls -A full/checkpoints | grep tmp)"
+check "full disk: previous checkpoint still loads" "$GPT" sample --run full --checkpoint step-20 --max-new-tokens 5 > /dev/null
+
+# A corpus whose vocabulary exceeds uint16: 70000 distinct code points.
+awk 'BEGIN { for (i = 0; i < 70000; i++) { c = 0x20000 + i; printf "%c%c%c%c", 240 + int(c / 262144), 128 + int(c / 4096) % 64, 128 + int(c / 64) % 64, 128 + c % 64 } }' LC_ALL=C > big.txt
+expect_error "vocabulary larger than uint16" "big.txt" "$GPT" prepare --input big.txt --out d4
+
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
