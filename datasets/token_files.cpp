@@ -115,10 +115,13 @@ Batch TokenDataset::random_batch(bool train, int64_t batch_size, int64_t block_s
                                  int64_t step, int64_t micro) const {
   const TokenFile& f = split(train);
   const uint64_t range = static_cast<uint64_t>(f.size() - block_size);  // valid starts: [0, range)
+  TORCH_CHECK(f.size() > block_size, f.path(), ": holds ", f.size(), " tokens, fewer than block_size + 1 = ",
+              block_size + 1);
+  // Hash (seed, split, step, micro) into the generator's starting state, one input at a time.
   uint64_t state = seed;
   for (uint64_t v : {uint64_t(train ? 1 : 2), static_cast<uint64_t>(step), static_cast<uint64_t>(micro)}) {
-    state ^= v + 0x9E3779B97F4A7C15ULL;
-    splitmix64(state);
+    state ^= v;
+    state = splitmix64(state);
   }
   auto x = torch::empty({batch_size, block_size}, torch::kLong);
   auto y = torch::empty({batch_size, block_size}, torch::kLong);

@@ -71,7 +71,8 @@ void AdamW::load_state_dict(const std::map<std::string, torch::Tensor>& state) {
 
 std::pair<std::vector<NamedParam>, std::vector<NamedParam>> weight_decay_groups(const torch::nn::Module& module) {
   std::set<const void*> embeddings;
-  for (const auto& m : module.modules()) {
+  if (auto* e = dynamic_cast<const torch::nn::EmbeddingImpl*>(&module)) embeddings.insert(e->weight.unsafeGetTensorImpl());
+  for (const auto& m : module.modules(/*include_self=*/false)) {
     if (auto* e = m->as<torch::nn::Embedding>()) embeddings.insert(e->weight.unsafeGetTensorImpl());
   }
   std::set<const void*> seen;

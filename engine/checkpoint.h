@@ -47,7 +47,8 @@ class CheckpointStore {
   // Completed step numbers that have a checkpoint, ascending.
   std::vector<int64_t> steps() const;
   // "latest" (the newest step checkpoint, or best if there is none), "best", or "step-N"/"N".
-  // Throws std::runtime_error naming the run directory when there is no such checkpoint.
+  // Throws std::runtime_error naming the run directory when it has no checkpoint at all, and
+  // std::invalid_argument listing the available ones when the named checkpoint does not exist.
   std::filesystem::path resolve(const std::string& which) const;
   std::optional<std::filesystem::path> latest() const;
 

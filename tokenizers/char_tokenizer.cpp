@@ -64,7 +64,8 @@ std::string CharTokenizer::decode(const std::vector<int64_t>& ids) const {
 nlohmann::json CharTokenizer::to_json() const { return {{"type", "char"}, {"vocab", vocab_}}; }
 
 CharTokenizer CharTokenizer::from_json(const nlohmann::json& j) {
-  if (!j.is_object() || j.value("type", "") != "char" || !j.contains("vocab") || !j["vocab"].is_array())
+  if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || j["type"] != "char" ||
+      !j.contains("vocab") || !j["vocab"].is_array())
     throw std::invalid_argument("not a char tokenizer (expected {\"type\": \"char\", \"vocab\": [...]})");
   std::vector<std::string> vocab;
   for (const auto& v : j["vocab"]) {

@@ -6,6 +6,13 @@
 #include "models/common/attention.h"
 
 namespace attnzoo::models {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
 
 void GPTConfig::validate() const {
   auto positive = [](int64_t v, const char* name) {
@@ -125,9 +132,9 @@ void GPTImpl::init_weights() {
     auto& p = item.value();
     const bool is_norm = name.find(".ln_") != std::string::npos || name.rfind("transformer.ln_f", 0) == 0;
     if (is_norm) continue;  // LayerNorm: ones and zeros from its constructor
-    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+    if (ends_with(name, ".bias")) {
       p.zero_();
-    } else if (name.size() >= 14 && name.compare(name.size() - 14, 14, "c_proj.weight") == 0) {
+    } else if (ends_with(name, ".c_proj.weight")) {
       p.normal_(0.0, residual_std);
     } else {
       p.normal_(0.0, 0.02);

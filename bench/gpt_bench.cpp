@@ -1,0 +1,163 @@
+// GPT training-step throughput: ms/iter, tokens/s and model-FLOP utilisation (MFU) for named
+// configs in fp32 and bf16, written as JSON. MFU = achieved model FLOP/s over the matmul peak
+// that this program measures itself (a large GEMM in the same dtype, same thread count).
+// Model FLOPs per token: 6·N (N = parameters without position embeddings; the tied head counts
+// through wte) + 12·L·T·C for attention scores and values (PaLM appendix B, as nanoGPT's estimate_mfu).
+//
+//   gpt-bench [--configs bench-4x256,shakespeare-char-cpu] [--dtypes fp32,bf16] [--iters 20] [--json out.json]
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "engine/adamw.h"
+#include "engine/runtime.h"
+#include "losses/language_model.h"
+#include "models/gpt/gpt.h"
+
+using namespace attnzoo;
+
+namespace {
+
+struct BenchCase {
+  std::string name;
+  models::GPTConfig model;
+  int64_t batch_size;
+};
+
+BenchCase bench_case(const std::string& name) {
+  if (name == "bench-4x256")  // the configuration compared against PyTorch in Python (bench/python/gpt_step.py)
+    return {name, {.block_size = 128, .vocab_size = 512, .n_layer = 4, .n_head = 4, .n_embd = 256}, 16};
+  if (name == "shakespeare-char-cpu") return {name, models::gpt_shakespeare_char_cpu(), 12};
+  if (name == "shakespeare-char") {
+    auto m = models::gpt_shakespeare_char();
+    m.dropout = 0.0;
+    return {name, m, 8};
+  }
+  if (name == "gpt2") {
+    auto m = models::gpt2_small();
+    m.block_size = 256;
+    return {name, m, 2};
+  }
+  throw std::invalid_argument("--configs: unknown config '" + name +
+                              "' (expected bench-4x256, shakespeare-char-cpu, shakespeare-char, gpt2)");
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Best GFLOP/s of an n×n×n matmul in `dtype`.
+double matmul_peak(torch::ScalarType dtype, int64_t n = 1024, int reps = 10) {
+  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
+  double best = 0;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto c = torch::mm(a, b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (i > 0) best = std::max(best, 2.0 * n * n * n / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"gpt-bench: GPT training-step speed and model-FLOP utilisation"};
+  std::string configs = "bench-4x256,shakespeare-char-cpu", dtypes = "fp32,bf16", json_path, profile_path;
+  int64_t iters = 20, warmup = 3, threads = 0;
+  app.add_option("--configs", configs, "Comma-separated config names")->capture_default_str();
+  app.add_option("--dtypes", dtypes, "fp32, bf16 or both")->capture_default_str();
+  app.add_option("--iters", iters, "Timed steps")->capture_default_str();
+  app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--json", json_path, "Write the results here");
+  app.add_option("--profile", profile_path, "Write a Chrome trace of the last timed step here");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const auto device = engine::setup_runtime({"cpu", threads});
+    nlohmann::json results = nlohmann::json::array();
+    std::map<std::string, double> peaks;
+    for (const auto& dtype : split(dtypes)) {
+      if (dtype != "fp32" && dtype != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16");
+      peaks[dtype] = matmul_peak(dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
+      std::cout << "matmul peak " << dtype << ": " << peaks[dtype] << " GFLOP/s" << std::endl;
+    }
+    for (const auto& name : split(configs)) {
+      const auto bc = bench_case(name);
+      for (const auto& dtype : split(dtypes)) {
+        torch::manual_seed(1337);
+        models::GPT model(bc.model);
+        model->train();
+        auto [decay, no_decay] = engine::weight_decay_groups(*model);
+        std::vector<torch::Tensor> params;
+        for (const auto* g : {&decay, &no_decay})
+          for (const auto& p : *g) params.push_back(p.param);
+        engine::AdamW opt(decay, no_decay, {0.9, 0.95, 1e-8, 0.1});
+        const int64_t B = bc.batch_size, T = bc.model.block_size;
+        std::vector<double> ms;
+        double loss = 0;
+        for (int64_t i = 0; i < warmup + iters; ++i) {
+          auto x = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong);
+          auto y = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong);
+          std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+          if (!profile_path.empty() && i == warmup + iters - 1)
+            prof = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+          const auto t0 = std::chrono::steady_clock::now();
+          torch::Tensor l;
+          {
+            engine::AutocastGuard autocast(dtype, device);
+            l = losses::language_model_loss(model->forward(x), y);
+          }
+          l.backward();
+          torch::nn::utils::clip_grad_norm_(params, 1.0);
+          opt.step(1e-3);
+          opt.zero_grad();
+          loss = l.item<double>();
+          if (i >= warmup)
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        const auto& m = bc.model;
+        const double n_params = static_cast<double>(model->num_parameters(true));
+        const double flops_per_token = 6.0 * n_params + 12.0 * m.n_layer * T * m.n_embd;
+        const double med = median(ms);
+        const double tokens_per_s = static_cast<double>(B * T) / (med / 1000.0);
+        const double mfu = flops_per_token * tokens_per_s / (peaks[dtype] * 1e9);
+        nlohmann::json r = {{"config", name}, {"dtype", dtype}, {"batch_size", B}, {"block_size", T},
+                            {"n_layer", m.n_layer}, {"n_head", m.n_head}, {"n_embd", m.n_embd},
+                            {"vocab_size", m.vocab_size}, {"params", n_params}, {"ms_per_iter", med},
+                            {"ms_min", *std::min_element(ms.begin(), ms.end())}, {"tokens_per_s", tokens_per_s},
+                            {"model_tflops", flops_per_token * tokens_per_s / 1e12},
+                            {"matmul_peak_gflops", peaks[dtype]}, {"mfu", mfu}, {"threads", at::get_num_threads()},
+                            {"final_loss", loss}, {"iters", iters}, {"ms_all", ms}};
+        std::cout << name << " " << dtype << ": " << med << " ms/iter, " << tokens_per_s << " tokens/s, MFU "
+                  << 100 * mfu << " %" << std::endl;
+        results.push_back(r);
+      }
+    }
+    if (!json_path.empty()) {
+      std::ofstream out(json_path);
+      out << results.dump(2) << "\n";
+      if (!out) throw std::runtime_error(json_path + ": cannot write");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "gpt-bench: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}
