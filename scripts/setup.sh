@@ -12,6 +12,7 @@ PACKAGES=(
   libtorch-dev            # LibTorch 1.13 (C++ API)
   libopenblas0-openmp     # optimized BLAS: Debian's libtorch otherwise runs matmuls on the reference BLAS (~30x slower)
   libopencv-dev           # images and PNG plots
+  libdnnl-dev             # oneDNN (the library inside LibTorch): faster fp32 CPU matmuls
   libcli11-dev nlohmann-json3-dev libgtest-dev
   dict-devil              # The Devil's Dictionary: the default corpus
 )

@@ -1,5 +1,7 @@
 #include "models/common/attention.h"
 
+#include "models/common/gemm.h"
+
 #include <cmath>
 #include <limits>
 
@@ -35,12 +37,13 @@ AttentionOutput scaled_dot_product_attention(const torch::Tensor& q, const torch
   }
 #endif
 
-  // Scaling q (Tq·D values) is cheaper than scaling the scores (Tq·Tk values).
-  auto scores = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(q.size(-1)))), k.transpose(-2, -1));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  auto scores = matmul(q, k.transpose(-2, -1), scale);  // (B, H, Tq, Tk)
   if (mask.defined()) scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
   auto weights = torch::softmax(scores, -1);
   auto dropped = p > 0.0 ? torch::dropout(weights, p, true) : weights;
-  auto out = torch::matmul(dropped, v);  // (B, H, Tq, D)
+  // (B, H, Tq, D), stored as (B, Tq, H, D): merging the heads afterwards is a view, not a copy.
+  auto out = matmul(dropped, v, 1.0, /*heads_last=*/true);
   return {out, opt.need_weights ? weights : torch::Tensor()};
 }
 

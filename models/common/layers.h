@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "models/common/gemm.h"
+
 namespace attnzoo::models {
 
 // LayerNorm as nanoGPT's (bias optional). CPU bf16 autocast in LibTorch 1.13 does not cover
@@ -22,10 +24,10 @@ class LayerNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LayerNorm);
 
-// y = x Wᵀ + b through at::linear: one addmm for 3-D inputs, where the 1.13 C++ frontend's
-// Linear::forward does a matmul and a separate add.
+// y = x Wᵀ + b through models::linear (gemm.h): one GEMM with the bias fused, where the 1.13 C++
+// frontend's Linear::forward does a matmul and a separate add.
 inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return at::linear(x, layer->weight, layer->bias);
+  return linear(x, layer->weight, layer->bias);
 }
 
 // "gelu" (exact, erf), "gelu_tanh" (GPT-2's tanh approximation), "relu".

@@ -66,9 +66,12 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& cfg)
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KVCache* cache, int64_t past) {
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_head, D = C / H;
-  // (B, T, 3C) -> (B, T, 3, H, D) -> (3, B, H, T, D)
-  auto qkv = linear(c_attn, x).view({B, T, 3, H, D}).permute({2, 0, 3, 1, 4});
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  // (B, T, 3C) -> 3 × (B, T, C) -> (B, T, H, D) -> (B, H, T, D), all views. split (not select) keeps
+  // the backward to one concatenation instead of three zero-filled full-size gradients.
+  auto qkv = linear(c_attn, x).split(C, 2);
+  auto q = qkv[0].view({B, T, H, D}).transpose(1, 2);
+  auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
+  auto v = qkv[2].view({B, T, H, D}).transpose(1, 2);
   if (cache) {
     // Append this step's keys and values; attend over everything cached so far.
     cache->k.narrow(2, past, T).copy_(k);
@@ -148,13 +151,14 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, GPTCache* cache) {
   const int64_t past = cache ? cache->length : 0;
   TORCH_CHECK(past + T <= cfg.block_size, "cannot forward a sequence of length ", past + T,
               ", the block size is only ", cfg.block_size);
-  auto pos = torch::arange(past, past + T, torch::TensorOptions().dtype(torch::kLong).device(idx.device()));
-  auto x = transformer->drop(transformer->wte(idx) + transformer->wpe(pos));  // (B, T, C)
+  // Positions past..past+T-1 are a slice of wpe: the same values as a lookup, with a cheaper backward.
+  auto pos_emb = transformer->wpe->weight.narrow(0, past, T);                  // (T, C)
+  auto x = transformer->drop(transformer->wte(idx) + pos_emb);                // (B, T, C)
   for (size_t i = 0; i < transformer->h->size(); ++i)
     x = transformer->h[i]->as<Block>()->forward(x, cache ? &cache->layers[i] : nullptr, past);
   x = transformer->ln_f(x);
   if (cache) cache->length = past + T;
-  return at::linear(x, transformer->wte->weight);  // (B, T, V), head tied to wte
+  return linear(x, transformer->wte->weight, torch::Tensor());  // (B, T, V), head tied to wte
 }
 
 GPTCache GPTImpl::make_cache(int64_t batch) const {

@@ -1,0 +1,208 @@
+#include "models/common/gemm.h"
+
+#include <ATen/autocast_mode.h>
+
+#ifdef ATTNZOO_HAVE_DNNL
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace attnzoo::models {
+
+#ifdef ATTNZOO_HAVE_DNNL
+namespace {
+
+using dnnl::memory;
+
+memory::desc describe(const torch::Tensor& t) {
+  return memory::desc(memory::dims(t.sizes().begin(), t.sizes().end()), memory::data_type::f32,
+                      memory::dims(t.strides().begin(), t.strides().end()));
+}
+
+// One oneDNN matmul primitive per distinct (shapes, strides, alpha, bias); creating one costs far
+// more than running it on these sizes.
+struct Primitives {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  std::mutex mutex;
+  std::unordered_map<std::string, dnnl::matmul> cache;
+
+  dnnl::matmul get(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, const torch::Tensor* bias,
+                   float alpha) {
+    std::string key;
+    for (const auto* t : {&a, &b, &c, bias}) {
+      if (!t) continue;
+      for (auto s : t->sizes()) key += std::to_string(s) + ',';
+      key += ':';
+      for (auto s : t->strides()) key += std::to_string(s) + ',';
+      key += ';';
+    }
+    key += std::to_string(alpha);
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end()) return it->second;
+    dnnl::primitive_attr attr;
+    if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+    auto desc = bias ? dnnl::matmul::desc(describe(a), describe(b), describe(*bias), describe(c))
+                     : dnnl::matmul::desc(describe(a), describe(b), describe(c));
+    dnnl::matmul prim(dnnl::matmul::primitive_desc(desc, attr, engine));
+    if (cache.size() > 4096) cache.clear();  // bounded: shapes change with sequence length in decoding
+    cache.emplace(key, prim);
+    return prim;
+  }
+};
+
+Primitives& primitives() {
+  static Primitives p;
+  return p;
+}
+
+// c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides.
+void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
+                 const torch::Tensor* bias = nullptr, float alpha = 1.0f) {
+  auto& p = primitives();
+  auto prim = p.get(a, b, c, bias, alpha);
+  thread_local dnnl::stream stream(p.engine);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, memory(describe(a), p.engine, a.data_ptr())},
+      {DNNL_ARG_WEIGHTS, memory(describe(b), p.engine, b.data_ptr())},
+      {DNNL_ARG_DST, memory(describe(c), p.engine, c.data_ptr())}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(describe(*bias), p.engine, bias->data_ptr()));
+  prim.execute(stream, args);
+  stream.wait();
+}
+
+// oneDNN wants each matrix to be stored with one unit stride; anything else is copied first.
+torch::Tensor matrix_ready(const torch::Tensor& t) {
+  const auto n = t.dim();
+  if (t.stride(n - 1) == 1 || t.stride(n - 2) == 1) return t;
+  return t.contiguous();
+}
+
+torch::Tensor empty_result(const torch::Tensor& a, const torch::Tensor& b, bool heads_last) {
+  auto sizes = a.sizes().vec();
+  sizes.back() = b.size(-1);
+  if (heads_last) {  // (B, H, M, N) stored as (B, M, H, N)
+    return torch::empty({sizes[0], sizes[2], sizes[1], sizes[3]}, a.options()).permute({0, 2, 1, 3});
+  }
+  return torch::empty(sizes, a.options());
+}
+
+struct MatmulFn : torch::autograd::Function<MatmulFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a_in,
+                               const torch::Tensor& b_in, double alpha, bool heads_last) {
+    auto a = matrix_ready(a_in), b = matrix_ready(b_in);
+    auto c = empty_result(a, b, heads_last);
+    dnnl_matmul(a, b, c, nullptr, static_cast<float>(alpha));
+    ctx->save_for_backward({a, b});
+    ctx->saved_data["alpha"] = alpha;
+    return c;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& a = saved[0];
+    const auto& b = saved[1];
+    const auto alpha = static_cast<float>(ctx->saved_data["alpha"].toDouble());
+    auto g = matrix_ready(grads[0]);
+    torch::Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) {  // alpha · g @ bᵀ
+      ga = torch::empty(a.sizes(), a.options());
+      dnnl_matmul(g, b.transpose(-2, -1), ga, nullptr, alpha);
+    }
+    if (ctx->needs_input_grad(1)) {  // alpha · aᵀ @ g
+      gb = torch::empty(b.sizes(), b.options());
+      dnnl_matmul(a.transpose(-2, -1), g, gb, nullptr, alpha);
+    }
+    return {ga, gb, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+struct LinearFn : torch::autograd::Function<LinearFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& w_in, const torch::Tensor& bias_in) {
+    const int64_t K = x_in.size(-1), N = w_in.size(0);
+    auto x = x_in.reshape({-1, K});  // (M, K), a view when x is contiguous
+    x = matrix_ready(x);
+    auto w = matrix_ready(w_in);
+    auto y = torch::empty({x.size(0), N}, x.options());
+    if (bias_in.numel() > 0) {  // an empty tensor stands for "no bias" (autograd inputs must be defined)
+      auto bias = bias_in.contiguous().view({1, N});
+      dnnl_matmul(x, w.t(), y, &bias);
+    } else {
+      dnnl_matmul(x, w.t(), y);
+    }
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["has_bias"] = bias_in.numel() > 0;
+    ctx->saved_data["x_sizes"] = x_in.sizes().vec();
+    auto out_sizes = x_in.sizes().vec();
+    out_sizes.back() = N;
+    return y.view(out_sizes);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];  // (M, K)
+    const auto& w = saved[1];  // (N, K)
+    auto g = grads[0].reshape({-1, w.size(0)});  // (M, N)
+    g = matrix_ready(g);
+    torch::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      gx = torch::empty(x.sizes(), x.options());
+      dnnl_matmul(g, w, gx);
+      gx = gx.view(ctx->saved_data["x_sizes"].toIntVector());
+    }
+    if (ctx->needs_input_grad(1)) {
+      gw = torch::empty(w.sizes(), w.options());
+      dnnl_matmul(g.t(), x, gw);
+    }
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0);
+    return {gx, gw, gb};
+  }
+};
+
+bool autocast_on() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+}  // namespace
+#endif
+
+bool uses_dnnl(const torch::Tensor& t) {
+#ifdef ATTNZOO_HAVE_DNNL
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !autocast_on();
+#else
+  (void)t;
+  return false;
+#endif
+}
+
+torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alpha, bool heads_last) {
+  TORCH_CHECK(a.dim() >= 2 && a.dim() == b.dim() && a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2) &&
+                  a.size(-1) == b.size(-2),
+              "matmul: shapes ", a.sizes(), " and ", b.sizes(), " do not fit (equal batch dims, K matching)");
+  TORCH_CHECK(!heads_last || a.dim() == 4, "matmul: heads_last needs 4-D inputs, got ", a.dim(), "-D");
+#ifdef ATTNZOO_HAVE_DNNL
+  if (uses_dnnl(a) && b.scalar_type() == torch::kFloat && a.numel() > 0 && b.numel() > 0)
+    return MatmulFn::apply(a, b, alpha, heads_last);
+#endif
+  auto c = torch::matmul(a, b);
+  return alpha == 1.0 ? c : c * alpha;
+}
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+#ifdef ATTNZOO_HAVE_DNNL
+  if (uses_dnnl(x) && weight.scalar_type() == torch::kFloat && x.numel() > 0 &&
+      (!bias.defined() || bias.scalar_type() == torch::kFloat))
+    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
+#endif
+  return at::linear(x, weight, bias);
+}
+
+}  // namespace attnzoo::models

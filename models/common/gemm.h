@@ -1,0 +1,23 @@
+// Matrix products for the models, with autograd: `matmul` (batched, any strides) and `linear`.
+// On CPU in fp32 they run on oneDNN's matmul primitive when the build has it (ATTNZOO_HAVE_DNNL):
+// it reads strided views directly, so attention needs no copies of the transposed q, k, v, and
+// its kernels are faster than the BLAS GEMM LibTorch 1.13 calls for these shapes (bench/).
+// Elsewhere (CUDA, bf16 autocast, a build without oneDNN) they are at::matmul / at::linear.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace attnzoo::models {
+
+// alpha · a @ b. a: (..., M, K), b: (..., K, N) with equal batch dimensions (no broadcasting).
+// With heads_last (4-D only: (B, H, M, K) @ (B, H, K, N)), the result (B, H, M, N) is laid out in
+// memory as (B, M, H, N), so that result.transpose(1, 2).reshape({B, M, H * N}) is free.
+torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alpha = 1.0, bool heads_last = false);
+
+// x Wᵀ + b for x (..., K), W (N, K), b (N) or undefined.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
+// Whether matmul/linear would take the oneDNN path for these tensors (tests, benchmarks).
+bool uses_dnnl(const torch::Tensor& t);
+
+}  // namespace attnzoo::models
