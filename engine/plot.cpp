@@ -20,7 +20,8 @@ namespace {
 
 std::string tick_label(double v) {
   char buf[32];
-  if (std::fabs(v) >= 1000 || (v != 0 && std::fabs(v) < 0.01)) std::snprintf(buf, sizeof buf, "%.3g", v);
+  if (std::fabs(v) >= 1e6 || (v != 0 && std::fabs(v) < 0.01)) std::snprintf(buf, sizeof buf, "%.3g", v);
+  else if (v == std::round(v)) std::snprintf(buf, sizeof buf, "%.0f", v);
   else std::snprintf(buf, sizeof buf, "%.2f", v);
   std::string s = buf;
   if (s.find('.') != std::string::npos && s.find('e') == std::string::npos) {
@@ -61,7 +62,7 @@ bool plot_lines(const std::vector<Series>& series, const std::string& title, con
   const double pad = 0.05 * (y1 - y0);
   y0 -= pad, y1 += pad;
 
-  const int W = 960, H = 540, left = 80, right = 30, top = 50, bottom = 60;
+  const int W = 960, H = 540, left = 80, right = 50, top = 50, bottom = 60;
   cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
   const auto px = [&](double x) { return left + (x - x0) / (x1 - x0) * (W - left - right); };
   const auto py = [&](double y) { return H - bottom - (y - y0) / (y1 - y0) * (H - top - bottom); };

@@ -69,7 +69,7 @@ void prepare(const PrepareArgs& a) {
                              " distinct characters do not fit uint16 token ids (at most 65536)");
   // nanoGPT splits the text (first 90 % train, last 10 % val), here at a character boundary.
   const auto chars = tokenizers::utf8_chars(text);
-  const auto n_train = static_cast<size_t>(std::llround(static_cast<double>(chars.size()) * (1.0 - a.val_fraction)));
+  const auto n_train = static_cast<size_t>(static_cast<double>(chars.size()) * (1.0 - a.val_fraction));
   const auto ids = tok.encode(text);
   std::vector<int64_t> train(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n_train));
   std::vector<int64_t> val(ids.begin() + static_cast<std::ptrdiff_t>(n_train), ids.end());

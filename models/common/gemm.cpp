@@ -62,6 +62,7 @@ Primitives& primitives() {
 // c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides.
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
                  const torch::Tensor* bias = nullptr, float alpha = 1.0f) {
+  RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
   auto& p = primitives();
   auto prim = p.get(a, b, c, bias, alpha);
   thread_local dnnl::stream stream(p.engine);
