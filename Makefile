@@ -18,7 +18,8 @@ $(BUILD)/Makefile: CMakeLists.txt
 build: setup $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo: build
+demo: setup $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS) --target gpt-train
 	$(GPT) prepare --input data/devil.txt --out data/devil
 	rm -rf runs/demo
 	$(GPT) train --data data/devil --out runs/demo
@@ -28,7 +29,8 @@ demo: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
-bench: build
+bench: setup $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS) --target gpt-bench
 	bench/run.sh
 
 clean:

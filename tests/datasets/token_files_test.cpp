@@ -2,14 +2,10 @@
 // batches as a pure function of (seed, split, step, micro) checked against the raw ids, complete
 // window batches, and one test per error a user can meet (short split, wide ids, odd files, no meta).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -20,6 +16,7 @@
 #include <torch/torch.h>
 
 #include "datasets/token_files.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using attnzoo::datasets::Batch;
@@ -27,23 +24,12 @@ using attnzoo::datasets::read_text_file;
 using attnzoo::datasets::TokenDataset;
 using attnzoo::datasets::TokenFile;
 using attnzoo::datasets::write_token_dataset;
+using attnzoo::testing::error_of;
+using attnzoo::testing::write_bytes;
 
 namespace {
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
-class TokenFilesTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "attnzoo_tokens_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
-};
+using TokenFilesTest = attnzoo::testing::TempDirTest;
 
 std::vector<int64_t> iota_ids(int64_t n, int64_t first = 0) {
   std::vector<int64_t> ids(static_cast<size_t>(n));
@@ -52,24 +38,6 @@ std::vector<int64_t> iota_ids(int64_t n, int64_t first = 0) {
 }
 
 nlohmann::json meta(int64_t vocab) { return {{"vocab_size", vocab}, {"tokenizer", {{"type", "test"}}}}; }
-
-std::string runtime_error_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-runtime_error exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-void write_bytes(const std::string& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
 
 TEST_F(TokenFilesTest, WriteThenReadRoundTrips) {
   const std::vector<int64_t> train = {0, 1, 65535, 42, 7, 65534, 300, 2};
@@ -237,59 +205,61 @@ TEST_F(TokenFilesTest, RequireBlockNamesTheShortFile) {
   write_token_dataset(dir_.string(), iota_ids(100), iota_ids(8), meta(100));
   const TokenDataset ds(dir_.string());
   EXPECT_NO_THROW(ds.require_block(7)) << "8 tokens hold a block of 7 plus its target";
-  const std::string msg = runtime_error_message([&] { ds.require_block(8); });
-  EXPECT_EQ(msg.rfind(path("val.bin") + ": ", 0), 0u) << msg;
+  const std::string msg = error_of<std::runtime_error>([&] { ds.require_block(8); });
+  EXPECT_STARTS_WITH(msg, path("val.bin") + ": ");
   EXPECT_CONTAINS(msg, "holds 8 tokens");
   EXPECT_CONTAINS(msg, "block_size + 1 = 9");
 
   write_token_dataset(dir_.string(), iota_ids(5), iota_ids(100), meta(100));
-  EXPECT_EQ(runtime_error_message([&] { TokenDataset(dir_.string()).require_block(8); }).rfind(path("train.bin"), 0),
-            0u);
+  EXPECT_STARTS_WITH(error_of<std::runtime_error>([&] { TokenDataset(dir_.string()).require_block(8); }),
+                     path("train.bin"));
 }
 
 TEST_F(TokenFilesTest, IdsThatDoNotFitUint16AreRejected) {
-  std::string msg = runtime_error_message([&] { write_token_dataset(dir_.string(), {1, 65536, 2}, {1}, meta(70000)); });
-  EXPECT_EQ(msg.rfind(path("train.bin") + ": ", 0), 0u) << msg;
+  std::string msg = error_of<std::runtime_error>([&] {
+    write_token_dataset(dir_.string(), {1, 65536, 2}, {1}, meta(70000));
+  });
+  EXPECT_STARTS_WITH(msg, path("train.bin") + ": ");
   EXPECT_CONTAINS(msg, "token id 65536");
   EXPECT_FALSE(fs::exists(dir_ / "train.bin"));
 
-  msg = runtime_error_message([&] { write_token_dataset(dir_.string(), {1}, {-1}, meta(10)); });
-  EXPECT_EQ(msg.rfind(path("val.bin") + ": ", 0), 0u) << msg;
+  msg = error_of<std::runtime_error>([&] { write_token_dataset(dir_.string(), {1}, {-1}, meta(10)); });
+  EXPECT_STARTS_WITH(msg, path("val.bin") + ": ");
   EXPECT_CONTAINS(msg, "token id -1");
 }
 
 TEST_F(TokenFilesTest, OddLengthBinIsRejected) {
   write_token_dataset(dir_.string(), iota_ids(10), iota_ids(10), meta(10));
   write_bytes(path("val.bin"), std::string(7, '\1'));
-  const std::string msg = runtime_error_message([&] { TokenDataset ds(dir_.string()); });
-  EXPECT_EQ(msg.rfind(path("val.bin") + ": ", 0), 0u) << msg;
+  const std::string msg = error_of<std::runtime_error>([&] { TokenDataset ds(dir_.string()); });
+  EXPECT_STARTS_WITH(msg, path("val.bin") + ": ");
   EXPECT_CONTAINS(msg, "size 7 is odd");
-  EXPECT_CONTAINS(runtime_error_message([&] { TokenFile f(path("val.bin")); }), "odd");
+  EXPECT_CONTAINS(error_of<std::runtime_error>([&] { TokenFile f(path("val.bin")); }), "odd");
 }
 
 TEST_F(TokenFilesTest, MissingFilesAreNamed) {
   write_token_dataset(dir_.string(), iota_ids(10), iota_ids(10), meta(10));
   fs::remove(dir_ / "meta.json");
-  std::string msg = runtime_error_message([&] { TokenDataset ds(dir_.string()); });
-  EXPECT_EQ(msg.rfind(path("meta.json") + ": ", 0), 0u) << msg;
+  std::string msg = error_of<std::runtime_error>([&] { TokenDataset ds(dir_.string()); });
+  EXPECT_STARTS_WITH(msg, path("meta.json") + ": ");
   EXPECT_CONTAINS(msg, "cannot open");
 
   fs::remove(dir_ / "train.bin");
-  msg = runtime_error_message([&] { TokenDataset ds(dir_.string()); });
-  EXPECT_EQ(msg.rfind(path("train.bin") + ": ", 0), 0u) << msg;
+  msg = error_of<std::runtime_error>([&] { TokenDataset ds(dir_.string()); });
+  EXPECT_STARTS_WITH(msg, path("train.bin") + ": ");
   EXPECT_CONTAINS(msg, "No such file or directory");
 }
 
 TEST_F(TokenFilesTest, MalformedMetaIsNamed) {
   write_token_dataset(dir_.string(), iota_ids(10), iota_ids(10), meta(10));
   write_bytes(path("meta.json"), "{\"vocab_size\": ");
-  std::string msg = runtime_error_message([&] { TokenDataset ds(dir_.string()); });
-  EXPECT_EQ(msg.rfind(path("meta.json") + ": malformed JSON", 0), 0u) << msg;
+  std::string msg = error_of<std::runtime_error>([&] { TokenDataset ds(dir_.string()); });
+  EXPECT_STARTS_WITH(msg, path("meta.json") + ": malformed JSON");
 
   for (const char* text : {"{}", "[65]", "{\"vocab_size\": 0}", "{\"vocab_size\": \"65\"}", "{\"vocab_size\": 6.5}"}) {
     write_bytes(path("meta.json"), text);
-    msg = runtime_error_message([&] { TokenDataset ds(dir_.string()); });
-    EXPECT_EQ(msg.rfind(path("meta.json") + ": ", 0), 0u) << text << ": " << msg;
+    msg = error_of<std::runtime_error>([&] { TokenDataset ds(dir_.string()); });
+    EXPECT_STARTS_WITH(msg, path("meta.json") + ": ") << text;
     EXPECT_CONTAINS(msg, "vocab_size");
   }
 }
@@ -307,10 +277,9 @@ TEST_F(TokenFilesTest, ReadTextFile) {
   std::string with_nul("a\0b", 3);
   write_bytes(path("nul.txt"), with_nul);
   EXPECT_EQ(read_text_file(path("nul.txt")), with_nul);
-  EXPECT_EQ(
-      runtime_error_message([&] { read_text_file(path("absent.txt")); }).rfind(path("absent.txt") + ": cannot open", 0),
-      0u);
-  EXPECT_CONTAINS(runtime_error_message([&] { read_text_file(dir_.string()); }), "is a directory");
+  EXPECT_STARTS_WITH(error_of<std::runtime_error>([&] { read_text_file(path("absent.txt")); }),
+                     path("absent.txt") + ": cannot open");
+  EXPECT_CONTAINS(error_of<std::runtime_error>([&] { read_text_file(dir_.string()); }), "is a directory");
 }
 
 }  // namespace

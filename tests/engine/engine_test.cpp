@@ -5,8 +5,6 @@
 // refusing to overwrite a run, SIGINT.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,7 +13,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <iterator>
 #include <limits>
 #include <map>
 #include <memory>
@@ -34,6 +31,7 @@
 #include "engine/trainer.h"
 #include "losses/language_model.h"
 #include "models/gpt/gpt.h"
+#include "tests/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/state_dict.h"
 
@@ -43,55 +41,24 @@ namespace weights = attnzoo::weights;
 using attnzoo::models::GPT;
 using attnzoo::models::gpt_tiny;
 using attnzoo::models::GPTConfig;
+using attnzoo::testing::any_error;
+using attnzoo::testing::clone_tensors;
+using attnzoo::testing::error_of;
+using attnzoo::testing::expect_same_tensors;
+using attnzoo::testing::FileSizeLimit;
+using attnzoo::testing::TempDirTest;
+using attnzoo::testing::write_bytes;
 using engine::TrainConfig;
 
 namespace {
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
-template <typename E>
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
+// The names in directory D, sorted.
+std::vector<std::string> listing(const fs::path& d) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(d)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
 }
-
-std::string any_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
-class TempDir : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "attnzoo_engine_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::vector<std::string> listing(const fs::path& d) const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(d)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  fs::path dir_;
-};
 
 // ---- learning_rate
 
@@ -393,12 +360,6 @@ engine::AdamW make_opt(SmallNet& net) {
   return engine::AdamW(decay, no_decay, {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1});
 }
 
-std::map<std::string, torch::Tensor> clone_map(const std::map<std::string, torch::Tensor>& m) {
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& [k, v] : m) out[k] = v.clone();
-  return out;
-}
-
 void train_steps(SmallNet& net, engine::AdamW& opt, int from, int to) {
   for (int step = from; step < to; ++step) {
     small_loss(net, step).backward();
@@ -416,7 +377,7 @@ TEST(AdamW, StateDictRoundTripContinuesExactly) {
 
   engine::AdamW first_opt = make_opt(first);
   train_steps(first, first_opt, 0, 2);
-  const auto state = clone_map(first_opt.state_dict());
+  const auto state = clone_tensors(first_opt.state_dict());
   EXPECT_EQ(state.size(), 2u * 4 + 1) << "exp_avg and exp_avg_sq per parameter, and step";
   EXPECT_EQ(state.at("step").item<int64_t>(), 2);
   EXPECT_EQ(state.at("fc1.weight.exp_avg").sizes(), first->fc1->weight.sizes());
@@ -437,9 +398,9 @@ TEST(AdamW, LoadStateDictWithAMissingOrMisshapedKeyThrowsAndChangesNothing) {
   SmallNet net;
   engine::AdamW opt = make_opt(net);
   train_steps(net, opt, 0, 2);
-  const auto before = clone_map(opt.state_dict());
+  const auto before = clone_tensors(opt.state_dict());
 
-  auto other = clone_map(before);
+  auto other = clone_tensors(before);
   for (auto& [k, v] : other) v.fill_(7);
   other["step"] = torch::tensor(int64_t{9});
 
@@ -456,9 +417,7 @@ TEST(AdamW, LoadStateDictWithAMissingOrMisshapedKeyThrowsAndChangesNothing) {
                   "'fc2.weight.exp_avg' has shape [3, 9], expected [3, 8]");
 
   EXPECT_EQ(opt.steps(), 2);
-  const auto after = opt.state_dict();
-  ASSERT_EQ(after.size(), before.size());
-  for (const auto& [k, v] : before) EXPECT_TRUE(torch::equal(after.at(k), v)) << k;
+  ASSERT_NO_FATAL_FAILURE(expect_same_tensors(opt.state_dict(), before));
 
   opt.load_state_dict(other);  // a good one loads
   EXPECT_EQ(opt.steps(), 9);
@@ -479,13 +438,11 @@ engine::Checkpoint sample_checkpoint(float fill, int64_t step) {
 void expect_same_checkpoint(const engine::Checkpoint& got, const engine::Checkpoint& want) {
   EXPECT_EQ(got.config, want.config);
   EXPECT_EQ(got.state, want.state);
-  ASSERT_EQ(got.model.size(), want.model.size());
-  for (const auto& [k, v] : want.model) EXPECT_TRUE(torch::equal(got.model.at(k), v)) << k;
-  ASSERT_EQ(got.optimizer.size(), want.optimizer.size());
-  for (const auto& [k, v] : want.optimizer) EXPECT_TRUE(torch::equal(got.optimizer.at(k), v)) << k;
+  expect_same_tensors(got.model, want.model);
+  expect_same_tensors(got.optimizer, want.optimizer);
 }
 
-using CheckpointTest = TempDir;
+using CheckpointTest = TempDirTest;
 
 TEST_F(CheckpointTest, WriteReadRoundTrip) {
   const auto ckpt = sample_checkpoint(1.5f, 250);
@@ -508,29 +465,6 @@ TEST_F(CheckpointTest, WritingOverAnExistingCheckpointReplacesIt) {
   expect_same_checkpoint(engine::read_checkpoint(dir_ / "best"), newer);
   EXPECT_EQ(listing(dir_), std::vector<std::string>{"best"}) << "no temporary directory left";
 }
-
-// Lowers the file-size limit for one scope so that a write hits EFBIG, as on a full disk
-// (the same helper as tests/weights/safetensors_test.cpp).
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    previous_handler_ = ::signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the process
-    rlimit lowered = saved_;
-    lowered.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    ::signal(SIGXFSZ, previous_handler_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  sighandler_t previous_handler_;
-  bool ok_ = false;
-};
 
 TEST_F(CheckpointTest, FailedWriteKeepsThePreviousCheckpoint) {
   const fs::path ckpt_dir = dir_ / "checkpoints" / "step-000003";
@@ -561,15 +495,10 @@ TEST_F(CheckpointTest, FailedWriteKeepsThePreviousCheckpoint) {
   EXPECT_EQ(engine::read_checkpoint(ckpt_dir).model.at("huge").numel(), 1 << 20);
 }
 
-void write_text(const fs::path& p, const std::string& text) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
 // The error reading DIR throws; it must start with the path of FILE in DIR.
 std::string read_error(const fs::path& dir, const std::string& file) {
   const std::string what = error_of<std::runtime_error>([&] { engine::read_checkpoint(dir); });
-  EXPECT_TRUE(starts_with(what, (dir / file).string() + ": ")) << what;
+  EXPECT_STARTS_WITH(what, (dir / file).string() + ": ");
   return what;
 }
 
@@ -593,23 +522,23 @@ TEST_F(CheckpointTest, ReadNamesTheBadFile) {
   EXPECT_CONTAINS(read_error(c, "optimizer.safetensors"), "too short");
 
   fresh();
-  write_text(c / "model.safetensors", "this is not a safetensors file, just some text\n");
+  write_bytes(c / "model.safetensors", "this is not a safetensors file, just some text\n");
   read_error(c, "model.safetensors");
 
   fresh();
-  write_text(c / "state.json", "{\"step\": 10,");
+  write_bytes(c / "state.json", "{\"step\": 10,");
   EXPECT_CONTAINS(read_error(c, "state.json"), "malformed JSON");
 
   fresh();
-  write_text(c / "state.json", "[10]");
+  write_bytes(c / "state.json", "[10]");
   EXPECT_CONTAINS(read_error(c, "state.json"), "expected a JSON object");
 
   fresh();
-  write_text(c / "config.json", "");
+  write_bytes(c / "config.json", "");
   EXPECT_CONTAINS(read_error(c, "config.json"), "malformed JSON");
 
   const std::string what = error_of<std::runtime_error>([&] { engine::read_checkpoint(dir_ / "absent"); });
-  EXPECT_TRUE(starts_with(what, (dir_ / "absent").string() + ": ")) << what;
+  EXPECT_STARTS_WITH(what, (dir_ / "absent").string() + ": ");
 }
 
 TEST_F(CheckpointTest, StoreKeepsTheLastKAndResolvesNames) {
@@ -649,7 +578,7 @@ TEST_F(CheckpointTest, StoreKeepsTheLastKAndResolvesNames) {
   // Stray entries are not steps.
   fs::create_directories(store.root() / "step-abc");
   fs::create_directories(store.root() / ".step-000009.tmp-123");
-  write_text(store.root() / "step-000010", "a file");
+  write_bytes(store.root() / "step-000010", "a file");
   EXPECT_EQ(store.steps(), (std::vector<int64_t>{4, 5}));
 
   // With only best, latest is best.
@@ -660,7 +589,7 @@ TEST_F(CheckpointTest, StoreKeepsTheLastKAndResolvesNames) {
 
 // ---- metrics
 
-using MetricsTest = TempDir;
+using MetricsTest = TempDirTest;
 
 TEST_F(MetricsTest, ResumeDropsRowsTheResumedRunLogsAgain) {
   const fs::path path = dir_ / "metrics.jsonl";
@@ -698,7 +627,7 @@ TEST_F(MetricsTest, ResumeDropsRowsTheResumedRunLogsAgain) {
 
 TEST_F(MetricsTest, ResumeStepZeroStartsEmptyAndMalformedLinesAreSkipped) {
   const fs::path path = dir_ / "metrics.jsonl";
-  write_text(path, "{\"step\": 0, \"split\": \"train\", \"loss\": 1}\nnot json\n{\"step\": 1, \"split\"");
+  write_bytes(path, "{\"step\": 0, \"split\": \"train\", \"loss\": 1}\nnot json\n{\"step\": 1, \"split\"");
   EXPECT_EQ(engine::read_metrics(path).size(), 1u);
   { engine::MetricsLog log(path, 0); }
   EXPECT_TRUE(engine::read_metrics(path).empty());
@@ -779,7 +708,7 @@ std::map<int64_t, double> losses_of(const fs::path& metrics, const std::string& 
   return out;
 }
 
-using TrainerTest = TempDir;
+using TrainerTest = TempDirTest;
 
 TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   TinyRun run(dir_);
@@ -822,8 +751,7 @@ TEST_F(TrainerTest, ResumedRunMatchesAnUninterruptedOneBitForBit) {
   EXPECT_EQ(straight_result.last_val_loss, resumed_result.last_val_loss);
 
   const auto pa = weights::state_dict(*straight), pb = weights::state_dict(*second);
-  ASSERT_EQ(pa.size(), pb.size());
-  for (const auto& [k, v] : pa) EXPECT_TRUE(torch::equal(v, pb.at(k))) << k;
+  ASSERT_NO_FATAL_FAILURE(expect_same_tensors(pa, pb));
 
   // The final checkpoint holds the run's config, the step and the task's extra state.
   const auto ckpt = engine::read_checkpoint(store.resolve("latest"));

@@ -3,8 +3,6 @@
 // causal mask, and next-token sampling (greedy, top-k, top-p, seeded reproducibility).
 #include <gtest/gtest.h>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -15,12 +13,14 @@
 
 #include "models/common/attention.h"
 #include "models/common/sampling.h"
+#include "tests/test_util.h"
 
 using attnzoo::models::AttentionOptions;
 using attnzoo::models::causal_mask;
 using attnzoo::models::sample_next;
 using attnzoo::models::SamplingOptions;
 using attnzoo::models::scaled_dot_product_attention;
+using attnzoo::testing::seeded;
 
 namespace {
 
@@ -158,8 +158,6 @@ TEST(CausalMask, ShapeAndContent) {
   EXPECT_TRUE(torch::equal(causal_mask(3, 3, torch::kCPU),
                            torch::tensor({1, 0, 0, 1, 1, 0, 1, 1, 1}, torch::kBool).view({3, 3})));
 }
-
-torch::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 // (B, V) logits with distinct values per row.
 torch::Tensor random_logits(int64_t B, int64_t V, uint64_t seed) {

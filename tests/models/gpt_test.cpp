@@ -3,8 +3,6 @@
 // forward, cached vs uncached generation past the block size, GPT-2 key names, config validation.
 #include <gtest/gtest.h>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -19,6 +17,7 @@
 #include "losses/language_model.h"
 #include "models/gpt/generate.h"
 #include "models/gpt/gpt.h"
+#include "tests/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/state_dict.h"
 
@@ -30,13 +29,11 @@ using attnzoo::models::gpt_preset;
 using attnzoo::models::gpt_tiny;
 using attnzoo::models::GPTCache;
 using attnzoo::models::GPTConfig;
+using attnzoo::testing::error_of;
+using attnzoo::testing::seeded;
 namespace weights = attnzoo::weights;
 
 namespace {
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
-
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
 void expect_close(const torch::Tensor& got, const torch::Tensor& want, double atol, const std::string& what) {
   ASSERT_EQ(got.sizes(), want.sizes()) << what;
@@ -93,7 +90,7 @@ Golden load_golden(const std::string& name) {
   g.file = weights::load_safetensors(path);
   g.cfg = nlohmann::json::parse(g.file.metadata.at("config")).get<GPTConfig>();
   for (const auto& [key, t] : g.file.tensors)
-    if (!starts_with(key, "input.") && !starts_with(key, "output.") && !starts_with(key, "grad.")) g.params[key] = t;
+    if (!key.starts_with("input.") && !key.starts_with("output.") && !key.starts_with("grad.")) g.params[key] = t;
   return g;
 }
 
@@ -203,8 +200,6 @@ TEST(GPT, KvCacheMatchesTheFullForward) {
   // The cache is full: one more token does not fit.
   EXPECT_THROW(model->forward(idx.narrow(1, 0, 1), &cache), c10::Error);
 }
-
-torch::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 // nanoGPT's generate(): crop to the last block_size tokens, full forward, greedy pick.
 torch::Tensor greedy_reference(GPT& model, torch::Tensor idx, int64_t n) {
@@ -318,33 +313,24 @@ TEST(GPT, InitFollowsGpt2) {
   EXPECT_TRUE(torch::equal(sd.at("transformer.ln_f.bias"), torch::zeros({128})));
 }
 
-std::string invalid_argument_message(const GPTConfig& cfg) {
-  try {
-    cfg.validate();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "validate() accepted the config";
-  return {};
-}
-
 TEST(GPTConfig, ValidateRejectsBadConfigs) {
   EXPECT_NO_THROW(gpt_tiny().validate());
   GPTConfig c = gpt_tiny();
   c.n_embd = 30;
   c.n_head = 4;
-  EXPECT_CONTAINS(invalid_argument_message(c), "n_embd (30) must be divisible by n_head (4)");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { c.validate(); }),
+                  "n_embd (30) must be divisible by n_head (4)");
   EXPECT_THROW(GPT{c}, std::invalid_argument) << "the model validates its config";
 
   c = gpt_tiny();
   c.activation = "swish";
-  EXPECT_CONTAINS(invalid_argument_message(c), "unknown activation 'swish'");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { c.validate(); }), "unknown activation 'swish'");
   c = gpt_tiny();
   c.vocab_size = 0;
-  EXPECT_CONTAINS(invalid_argument_message(c), "vocab_size must be positive");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { c.validate(); }), "vocab_size must be positive");
   c = gpt_tiny();
   c.dropout = 1.0;
-  EXPECT_CONTAINS(invalid_argument_message(c), "dropout");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { c.validate(); }), "dropout");
 }
 
 TEST(GPTConfig, PresetsAndJson) {

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -13,16 +12,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_util.h"
 #include "tokenizers/char_tokenizer.h"
 #include "tokenizers/utf8.h"
 
+using attnzoo::testing::error_of;
 using attnzoo::tokenizers::CharTokenizer;
 using attnzoo::tokenizers::utf8_chars;
 using attnzoo::tokenizers::utf8_invalid_offset;
 
 namespace {
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 constexpr auto npos = std::string_view::npos;
 
@@ -67,19 +66,6 @@ const std::set<std::string>& all_valid_characters() {
     return s;
   }();
   return all;
-}
-
-std::string invalid_argument_message(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-invalid_argument exception: " << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
 }
 
 const std::string kMixed = "Héllo, 日本! 😀 naïve café\n\tÅ𝄞 ~ 日";
@@ -148,7 +134,7 @@ TEST(Utf8, MalformedSequencesReportTheirByteOffset) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.what);
     EXPECT_EQ(utf8_invalid_offset(c.text), c.offset);
-    const std::string msg = invalid_argument_message([&] { utf8_chars(c.text); });
+    const std::string msg = error_of<std::invalid_argument>([&] { utf8_chars(c.text); });
     EXPECT_EQ(msg, "invalid UTF-8 at byte " + std::to_string(c.offset));
   }
   EXPECT_EQ(utf8_invalid_offset(""), npos);
@@ -233,31 +219,31 @@ TEST(CharTokenizer, EncodeDecodeRoundTripMultiByte) {
 
 TEST(CharTokenizer, UnknownCharacterErrorNamesItAndItsByteOffset) {
   const CharTokenizer tok = CharTokenizer::train("abc日");
-  std::string msg = invalid_argument_message([&] { tok.encode("ab日x"); });
+  std::string msg = error_of<std::invalid_argument>([&] { tok.encode("ab日x"); });
   EXPECT_CONTAINS(msg, "'x'");
   EXPECT_CONTAINS(msg, "at byte 5");
   EXPECT_CONTAINS(msg, "vocabulary of 4 characters");
 
-  msg = invalid_argument_message([&] { tok.encode("a😀"); });
+  msg = error_of<std::invalid_argument>([&] { tok.encode("a😀"); });
   EXPECT_CONTAINS(msg, "'😀'");
   EXPECT_CONTAINS(msg, "at byte 1");
 
-  msg = invalid_argument_message([&] { tok.encode("a\nb"); });
+  msg = error_of<std::invalid_argument>([&] { tok.encode("a\nb"); });
   EXPECT_CONTAINS(msg, "'\\n'");
 }
 
 TEST(CharTokenizer, InvalidUtf8IsRejectedWithTheByteOffset) {
   const CharTokenizer tok = CharTokenizer::train("abc");
-  EXPECT_EQ(invalid_argument_message([&] { tok.encode("ab\xFF"); }), "invalid UTF-8 at byte 2");
-  EXPECT_EQ(invalid_argument_message([&] { CharTokenizer::train("abc\xED\xA0\x80"); }),
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { tok.encode("ab\xFF"); }), "invalid UTF-8 at byte 2");
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { CharTokenizer::train("abc\xED\xA0\x80"); }),
             "invalid UTF-8 at byte 3");
-  EXPECT_EQ(invalid_argument_message([&] { tok.covers("a\xC0\x80"); }), "invalid UTF-8 at byte 1");
+  EXPECT_EQ(error_of<std::invalid_argument>([&] { tok.covers("a\xC0\x80"); }), "invalid UTF-8 at byte 1");
 }
 
 TEST(CharTokenizer, DecodeRejectsIdsOutsideTheVocabulary) {
   const CharTokenizer tok = CharTokenizer::train("abc");
-  EXPECT_CONTAINS(invalid_argument_message([&] { tok.decode({0, 3}); }), "token id 3");
-  EXPECT_CONTAINS(invalid_argument_message([&] { tok.decode({-1}); }), "token id -1");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { tok.decode({0, 3}); }), "token id 3");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { tok.decode({-1}); }), "token id -1");
 }
 
 TEST(CharTokenizer, JsonRoundTrip) {
@@ -297,11 +283,11 @@ TEST(CharTokenizer, FromJsonRejectsBadInput) {
     SCOPED_TRACE(what);
     EXPECT_THROW(CharTokenizer::from_json(j), std::invalid_argument);
   }
-  EXPECT_CONTAINS(invalid_argument_message([] {
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([] {
                     CharTokenizer::from_json(json{{"type", "char"}, {"vocab", {"a", "b", "a"}}});
                   }),
                   "duplicate vocabulary entry 2");
-  EXPECT_CONTAINS(invalid_argument_message([] {
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([] {
                     CharTokenizer::from_json(json{{"type", "char"}, {"vocab", {"a", "bc"}}});
                   }),
                   "vocabulary entry 1 is not a single character");

@@ -1,25 +1,27 @@
 // Tests for weights/: safetensors round trips, zero-copy loading, one test per malformed-file case
 // (files built byte by byte), a write that hits the file-size limit, and state-dict loading.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <string>
 
 #include <torch/torch.h>
 
+#include "tests/test_util.h"
 #include "weights/safetensors.h"
 #include "weights/state_dict.h"
 
 namespace fs = std::filesystem;
+using attnzoo::testing::clone_tensors;
+using attnzoo::testing::error_of;
+using attnzoo::testing::expect_same_tensors;
+using attnzoo::testing::FileSizeLimit;
+using attnzoo::testing::write_bytes;
 using attnzoo::weights::load_safetensors;
 using attnzoo::weights::load_state_dict;
 using attnzoo::weights::LoadReport;
@@ -30,27 +32,11 @@ using attnzoo::weights::TensorMap;
 
 namespace {
 
-class SafetensorsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "attnzoo_weights_XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
-    dir_ = pattern;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string file(const std::string& name) const { return (dir_ / name).string(); }
-
-  fs::path dir_;
-};
+using SafetensorsTest = attnzoo::testing::TempDirTest;
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A safetensors file by hand: 8-byte little-endian header length, HEADER as given, then DATA.
@@ -62,18 +48,10 @@ void write_raw(const std::string& path, const std::string& header, const std::st
 
 // The error that loading PATH throws; it must name the file first.
 std::string load_error(const std::string& path) {
-  try {
-    load_safetensors(path);
-  } catch (const std::runtime_error& e) {
-    std::string what = e.what();
-    EXPECT_EQ(what.rfind(path + ": ", 0), 0u) << what;
-    return what;
-  }
-  ADD_FAILURE() << "loading " << path << " did not throw";
-  return {};
+  const std::string what = error_of<std::runtime_error>([&] { load_safetensors(path); });
+  EXPECT_STARTS_WITH(what, path + ": ");
+  return what;
 }
-
-#define EXPECT_CONTAINS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
 
 std::string bytes_of(const torch::Tensor& t) {
   torch::Tensor c = t.contiguous();
@@ -103,9 +81,9 @@ TEST_F(SafetensorsTest, RoundTripsEveryDtypeBitExactly) {
       saved[std::string(name) + "." + std::to_string(i)] = random_bits(shapes[i], type);
   saved["transposed"] = torch::arange(12, torch::kFloat32).reshape({3, 4}).t();  // non-contiguous
 
-  const std::string path = file("all.safetensors");
-  save_safetensors(path, saved);
-  const auto loaded = load_safetensors(path);
+  const std::string file = path("all.safetensors");
+  save_safetensors(file, saved);
+  const auto loaded = load_safetensors(file);
 
   ASSERT_EQ(loaded.tensors.size(), saved.size());
   EXPECT_TRUE(loaded.metadata.empty());
@@ -127,9 +105,9 @@ TEST_F(SafetensorsTest, RoundTripsEveryDtypeBitExactly) {
 }
 
 TEST_F(SafetensorsTest, WritesPaddedHeaderWithSortedKeys) {
-  const std::string path = file("layout.safetensors");
-  save_safetensors(path, {{"b", torch::ones({3}, torch::kUInt8)}, {"a", torch::zeros({2}, torch::kFloat32)}});
-  const std::string bytes = read_bytes(path);
+  const std::string file = path("layout.safetensors");
+  save_safetensors(file, {{"b", torch::ones({3}, torch::kUInt8)}, {"a", torch::zeros({2}, torch::kFloat32)}});
+  const std::string bytes = read_bytes(file);
   ASSERT_GE(bytes.size(), 8u);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
@@ -142,17 +120,17 @@ TEST_F(SafetensorsTest, WritesPaddedHeaderWithSortedKeys) {
 }
 
 TEST_F(SafetensorsTest, RoundTripsMetadata) {
-  const std::string path = file("meta.safetensors");
+  const std::string file = path("meta.safetensors");
   const Metadata metadata = {{"format", "pt"}, {"step", "1200"}, {"note", "quotes \" and ünïcode"}};
-  save_safetensors(path, {{"w", torch::ones({2})}}, metadata);
-  const auto loaded = load_safetensors(path);
+  save_safetensors(file, {{"w", torch::ones({2})}}, metadata);
+  const auto loaded = load_safetensors(file);
   EXPECT_EQ(loaded.metadata, metadata);
   EXPECT_TRUE(torch::equal(loaded.tensors.at("w"), torch::ones({2})));
 }
 
 TEST_F(SafetensorsTest, ReadsAFileLaidOutByTheReferenceWriter) {
   // The Python library's layout: fields in dtype/shape/data_offsets order, metadata first.
-  const std::string path = file("reference.safetensors");
+  const std::string file = path("reference.safetensors");
   const float f[2] = {1.5f, -2.0f};
   const int32_t i[2] = {7, -9};
   std::string data(reinterpret_cast<const char*>(f), 8);
@@ -161,9 +139,9 @@ TEST_F(SafetensorsTest, ReadsAFileLaidOutByTheReferenceWriter) {
       R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
       R"("b":{"dtype":"I32","shape":[1,2],"data_offsets":[8,16]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
-  write_raw(path, header, data);
+  write_raw(file, header, data);
 
-  const auto loaded = load_safetensors(path);
+  const auto loaded = load_safetensors(file);
   EXPECT_EQ(loaded.metadata, (Metadata{{"format", "pt"}}));
   EXPECT_TRUE(torch::equal(loaded.tensors.at("a"), torch::tensor({1.5f, -2.0f})));
   EXPECT_TRUE(torch::equal(loaded.tensors.at("b"), torch::tensor({{7, -9}}, torch::kInt32)));
@@ -171,25 +149,25 @@ TEST_F(SafetensorsTest, ReadsAFileLaidOutByTheReferenceWriter) {
 
 TEST_F(SafetensorsTest, LoadsUnalignedDataByCopying) {
   // A 3-byte header puts the F32 data at file offset 11: not 4-byte aligned in the mapping.
-  const std::string path = file("unaligned.safetensors");
+  const std::string file = path("unaligned.safetensors");
   std::string header = R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,12]}})";
   if ((8 + header.size()) % 4 == 0) header += ' ';
   const float values[3] = {1.0f, 2.0f, 3.0f};
-  write_raw(path, header, std::string(reinterpret_cast<const char*>(values), 12));
-  const auto loaded = load_safetensors(path);
+  write_raw(file, header, std::string(reinterpret_cast<const char*>(values), 12));
+  const auto loaded = load_safetensors(file);
   const torch::Tensor& x = loaded.tensors.at("x");
   EXPECT_EQ(reinterpret_cast<uintptr_t>(x.data_ptr()) % 4, 0u);
   EXPECT_TRUE(torch::equal(x, torch::tensor({1.0f, 2.0f, 3.0f})));
 }
 
 TEST_F(SafetensorsTest, LoadIsZeroCopyAndWritesDoNotReachTheFile) {
-  const std::string path = file("cow.safetensors");
-  save_safetensors(path, {{"a", torch::arange(16, torch::kFloat32)}, {"b", torch::arange(8, torch::kFloat32)}});
-  const std::string before = read_bytes(path);
+  const std::string file = path("cow.safetensors");
+  save_safetensors(file, {{"a", torch::arange(16, torch::kFloat32)}, {"b", torch::arange(8, torch::kFloat32)}});
+  const std::string before = read_bytes(file);
 
   torch::Tensor a, b;
   {
-    auto loaded = load_safetensors(path);
+    auto loaded = load_safetensors(file);
     a = loaded.tensors.at("a");
     b = loaded.tensors.at("b");
   }  // the tensors alone keep the mapping alive
@@ -200,160 +178,131 @@ TEST_F(SafetensorsTest, LoadIsZeroCopyAndWritesDoNotReachTheFile) {
   a.fill_(42.0f);
   a.add_(1.0f);
   EXPECT_EQ(a[3].item<float>(), 43.0f);
-  EXPECT_EQ(read_bytes(path), before);
-  EXPECT_TRUE(torch::equal(load_safetensors(path).tensors.at("a"), torch::arange(16, torch::kFloat32)));
+  EXPECT_EQ(read_bytes(file), before);
+  EXPECT_TRUE(torch::equal(load_safetensors(file).tensors.at("a"), torch::arange(16, torch::kFloat32)));
 }
 
 TEST_F(SafetensorsTest, SaveRejectsUnsupportedDtypeNamingTheKey) {
-  const std::string path = file("complex.safetensors");
-  try {
-    save_safetensors(path, {{"ok", torch::ones({2})}, {"z", torch::ones({2}, torch::kComplexFloat)}});
-    FAIL() << "no throw";
-  } catch (const std::runtime_error& e) {
-    std::string what = e.what();
-    EXPECT_EQ(what.rfind(path + ": ", 0), 0u) << what;
-    EXPECT_CONTAINS(what, "\"z\"");
-    EXPECT_CONTAINS(what, "unsupported dtype");
-  }
+  const std::string file = path("complex.safetensors");
+  const std::string what = error_of<std::runtime_error>([&] {
+    save_safetensors(file, {{"ok", torch::ones({2})}, {"z", torch::ones({2}, torch::kComplexFloat)}});
+  });
+  EXPECT_STARTS_WITH(what, file + ": ");
+  EXPECT_CONTAINS(what, "\"z\"");
+  EXPECT_CONTAINS(what, "unsupported dtype");
 }
 
 TEST_F(SafetensorsTest, MissingFile) {
-  const std::string error = load_error(file("absent.safetensors"));
+  const std::string error = load_error(path("absent.safetensors"));
   EXPECT_CONTAINS(error, "cannot open: No such file or directory");
 }
 
 TEST_F(SafetensorsTest, FileShorterThanEightBytes) {
-  const std::string path = file("short.safetensors");
-  write_bytes(path, "abc");
-  EXPECT_CONTAINS(load_error(path), "3 bytes, too short");
+  const std::string file = path("short.safetensors");
+  write_bytes(file, "abc");
+  EXPECT_CONTAINS(load_error(file), "3 bytes, too short");
 }
 
 TEST_F(SafetensorsTest, HeaderLengthBeyondFile) {
-  const std::string path = file("long.safetensors");
+  const std::string file = path("long.safetensors");
   uint64_t n = 1000;
-  write_bytes(path, std::string(reinterpret_cast<const char*>(&n), 8) + "{}");
-  EXPECT_CONTAINS(load_error(path), "header length 1000 exceeds file size 10");
+  write_bytes(file, std::string(reinterpret_cast<const char*>(&n), 8) + "{}");
+  EXPECT_CONTAINS(load_error(file), "header length 1000 exceeds file size 10");
 }
 
 TEST_F(SafetensorsTest, HeaderLengthBeyondLimit) {
-  const std::string path = file("huge.safetensors");
+  const std::string file = path("huge.safetensors");
   uint64_t n = 1ull << 40;
-  write_bytes(path, std::string(reinterpret_cast<const char*>(&n), 8) + "{}");
-  EXPECT_CONTAINS(load_error(path), "exceeds the 100 MB limit");
+  write_bytes(file, std::string(reinterpret_cast<const char*>(&n), 8) + "{}");
+  EXPECT_CONTAINS(load_error(file), "exceeds the 100 MB limit");
 }
 
 TEST_F(SafetensorsTest, HeaderNotJson) {
-  const std::string path = file("notjson.safetensors");
-  write_raw(path, R"({"a": {"dtype": "F32",)", "");
-  EXPECT_CONTAINS(load_error(path), "malformed header JSON");
+  const std::string file = path("notjson.safetensors");
+  write_raw(file, R"({"a": {"dtype": "F32",)", "");
+  EXPECT_CONTAINS(load_error(file), "malformed header JSON");
 }
 
 TEST_F(SafetensorsTest, HeaderJsonNotAnObject) {
-  const std::string path = file("array.safetensors");
-  write_raw(path, "[1, 2, 3]", "");
-  EXPECT_CONTAINS(load_error(path), "header is a JSON array, expected an object");
+  const std::string file = path("array.safetensors");
+  write_raw(file, "[1, 2, 3]", "");
+  EXPECT_CONTAINS(load_error(file), "header is a JSON array, expected an object");
 }
 
 TEST_F(SafetensorsTest, UnknownDtype) {
-  const std::string path = file("dtype.safetensors");
-  write_raw(path, R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab");
-  const std::string error = load_error(path);
+  const std::string file = path("dtype.safetensors");
+  write_raw(file, R"({"w":{"dtype":"F8_E4M3","shape":[2],"data_offsets":[0,2]}})", "ab");
+  const std::string error = load_error(file);
   EXPECT_CONTAINS(error, "tensor \"w\"");
   EXPECT_CONTAINS(error, "unknown dtype \"F8_E4M3\"");
 }
 
 TEST_F(SafetensorsTest, MissingDataOffsets) {
-  const std::string path = file("nooffsets.safetensors");
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[1]}})", "abcd");
-  EXPECT_CONTAINS(load_error(path), "tensor \"w\": missing \"data_offsets\"");
+  const std::string file = path("nooffsets.safetensors");
+  write_raw(file, R"({"w":{"dtype":"F32","shape":[1]}})", "abcd");
+  EXPECT_CONTAINS(load_error(file), "tensor \"w\": missing \"data_offsets\"");
 }
 
 TEST_F(SafetensorsTest, OffsetsOutOfRange) {
-  const std::string path = file("range.safetensors");
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, '\0'));
-  const std::string error = load_error(path);
+  const std::string file = path("range.safetensors");
+  write_raw(file, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, '\0'));
+  const std::string error = load_error(file);
   EXPECT_CONTAINS(error, "tensor \"w\"");
   EXPECT_CONTAINS(error, "outside the data section of 8 bytes");
 }
 
 TEST_F(SafetensorsTest, OffsetsReversed) {
-  const std::string path = file("reversed.safetensors");
-  write_raw(path, R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,2]}})", std::string(8, '\0'));
-  EXPECT_CONTAINS(load_error(path), "data_offsets [4,2] end before they begin");
+  const std::string file = path("reversed.safetensors");
+  write_raw(file, R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,2]}})", std::string(8, '\0'));
+  EXPECT_CONTAINS(load_error(file), "data_offsets [4,2] end before they begin");
 }
 
 TEST_F(SafetensorsTest, OverlappingOffsets) {
-  const std::string path = file("overlap.safetensors");
-  write_raw(path,
+  const std::string file = path("overlap.safetensors");
+  write_raw(file,
             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
             R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
             std::string(12, '\0'));
-  EXPECT_CONTAINS(load_error(path), "tensors \"a\" [0, 8) and \"b\" [4, 12) overlap");
+  EXPECT_CONTAINS(load_error(file), "tensors \"a\" [0, 8) and \"b\" [4, 12) overlap");
 }
 
 TEST_F(SafetensorsTest, ByteCountNotMatchingDtypeAndShape) {
-  const std::string path = file("count.safetensors");
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0'));
-  const std::string error = load_error(path);
+  const std::string file = path("count.safetensors");
+  write_raw(file, R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0'));
+  const std::string error = load_error(file);
   EXPECT_CONTAINS(error, "tensor \"w\"");
   EXPECT_CONTAINS(error, "needs 12 bytes");
 }
 
 TEST_F(SafetensorsTest, MetadataNotStringToString) {
-  const std::string path = file("meta.safetensors");
-  write_raw(path, R"({"__metadata__":{"format":"pt","step":1200}})", "");
-  EXPECT_CONTAINS(load_error(path), "__metadata__ \"step\" is a JSON number, expected a string");
-  write_raw(path, R"({"__metadata__":["pt"]})", "");
-  EXPECT_CONTAINS(load_error(path), "__metadata__ is a JSON array, expected an object");
+  const std::string file = path("meta.safetensors");
+  write_raw(file, R"({"__metadata__":{"format":"pt","step":1200}})", "");
+  EXPECT_CONTAINS(load_error(file), "__metadata__ \"step\" is a JSON number, expected a string");
+  write_raw(file, R"({"__metadata__":["pt"]})", "");
+  EXPECT_CONTAINS(load_error(file), "__metadata__ is a JSON array, expected an object");
 }
 
 TEST_F(SafetensorsTest, NegativeShape) {
-  const std::string path = file("negative.safetensors");
-  write_raw(path, R"({"w":{"dtype":"F32","shape":[-1,2],"data_offsets":[0,0]}})", "");
-  const std::string error = load_error(path);
+  const std::string file = path("negative.safetensors");
+  write_raw(file, R"({"w":{"dtype":"F32","shape":[-1,2],"data_offsets":[0,0]}})", "");
+  const std::string error = load_error(file);
   EXPECT_CONTAINS(error, "tensor \"w\"");
   EXPECT_CONTAINS(error, "negative");
 }
 
-// Lowers the file-size limit for one scope so that a write hits EFBIG, as on a full disk.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &saved_);
-    previous_handler_ = ::signal(SIGXFSZ, SIG_IGN);  // else the kernel kills the process
-    rlimit lowered = saved_;
-    lowered.rlim_cur = bytes;
-    ok_ = ::setrlimit(RLIMIT_FSIZE, &lowered) == 0;
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &saved_);
-    ::signal(SIGXFSZ, previous_handler_);
-  }
-  bool ok() const { return ok_; }
-
- private:
-  rlimit saved_{};
-  sighandler_t previous_handler_;
-  bool ok_ = false;
-};
-
 TEST_F(SafetensorsTest, WriteBeyondFileSizeLimitFailsCleanly) {
-  const std::string path = file("big.safetensors");
+  const std::string file = path("big.safetensors");
   const torch::Tensor big = torch::ones({1 << 20});  // 4 MiB
   std::string error;
   {
     FileSizeLimit limit(1 << 20);
     ASSERT_TRUE(limit.ok()) << std::strerror(errno);
-    try {
-      save_safetensors(path, {{"big", big}});
-    } catch (const std::runtime_error& e) {
-      error = e.what();
-    }
+    error = error_of<std::runtime_error>([&] { save_safetensors(file, {{"big", big}}); });
   }
-  EXPECT_CONTAINS(error, path + ": write failed: File too large");
-  EXPECT_FALSE(fs::exists(path)) << "a partial file is removed";
-  save_safetensors(path, {{"big", big}});  // the limit is restored
-  EXPECT_TRUE(torch::equal(load_safetensors(path).tensors.at("big"), big));
+  EXPECT_CONTAINS(error, file + ": write failed: File too large");
+  EXPECT_FALSE(fs::exists(file)) << "a partial file is removed";
+  save_safetensors(file, {{"big", big}});  // the limit is restored
+  EXPECT_TRUE(torch::equal(load_safetensors(file).tensors.at("big"), big));
 }
 
 // fc1 (3 -> 4), fc2 (4 -> 2) and a buffer: keys fc1.weight, fc1.bias, fc2.weight, fc2.bias, running.
@@ -382,20 +331,6 @@ struct TiedNet : torch::nn::Module {
   }
 };
 
-TensorMap clone_all(const TensorMap& m) {
-  TensorMap out;
-  for (const auto& [k, v] : m) out[k] = v.clone();
-  return out;
-}
-
-void expect_same(const TensorMap& a, const TensorMap& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (const auto& [k, v] : a) {
-    ASSERT_EQ(b.count(k), 1u) << k;
-    EXPECT_TRUE(torch::equal(v, b.at(k))) << k;
-  }
-}
-
 TEST(StateDict, NamesParametersAndBuffers) {
   TinyNet net;
   const TensorMap sd = state_dict(net);
@@ -410,11 +345,11 @@ TEST_F(SafetensorsTest, StateDictRoundTripsThroughAFile) {
   torch::manual_seed(1);
   TinyNet a, b;
   a.running.fill_(3.0f);
-  const std::string path = file("model.safetensors");
-  save_safetensors(path, state_dict(a));
-  const LoadReport report = load_state_dict(b, load_safetensors(path).tensors, true, path);
+  const std::string file = path("model.safetensors");
+  save_safetensors(file, state_dict(a));
+  const LoadReport report = load_state_dict(b, load_safetensors(file).tensors, true, file);
   EXPECT_TRUE(report.ok()) << report.summary();
-  expect_same(state_dict(a), state_dict(b));
+  expect_same_tensors(state_dict(a), state_dict(b));
   EXPECT_TRUE(b.fc1->weight.requires_grad()) << "parameters stay trainable";
 }
 
@@ -429,7 +364,7 @@ TEST(StateDict, ConvertsDtypeOnLoad) {
 
 // fc2.bias missing, "extra" unexpected, fc1.weight transposed.
 TensorMap faulty_state_dict(const TinyNet& source) {
-  TensorMap sd = clone_all(state_dict(source));
+  TensorMap sd = clone_tensors(state_dict(source));
   sd.erase("fc2.bias");
   sd["extra"] = torch::ones({1});
   sd["fc1.weight"] = sd["fc1.weight"].t().contiguous();
@@ -450,22 +385,18 @@ TEST(StateDict, ReportsMissingUnexpectedAndMismatched) {
 
 TEST(StateDict, StrictThrowsAndLeavesModuleUntouched) {
   TinyNet a, b;
-  const TensorMap before = clone_all(state_dict(b));
-  try {
-    load_state_dict(b, faulty_state_dict(a), /*strict=*/true, "ckpt/model.safetensors");
-    FAIL() << "no throw";
-  } catch (const std::runtime_error& e) {
-    std::string what = e.what();
-    EXPECT_EQ(what.rfind("ckpt/model.safetensors: missing key(s): fc2.bias", 0), 0u) << what;
-    EXPECT_CONTAINS(what, "unexpected key(s): extra");
-    EXPECT_CONTAINS(what, "fc1.weight: expected [4, 3], got [3, 4]");
-  }
-  expect_same(state_dict(b), before);
+  const TensorMap before = clone_tensors(state_dict(b));
+  const std::string what = error_of<std::runtime_error>(
+      [&] { load_state_dict(b, faulty_state_dict(a), /*strict=*/true, "ckpt/model.safetensors"); });
+  EXPECT_STARTS_WITH(what, "ckpt/model.safetensors: missing key(s): fc2.bias");
+  EXPECT_CONTAINS(what, "unexpected key(s): extra");
+  EXPECT_CONTAINS(what, "fc1.weight: expected [4, 3], got [3, 4]");
+  expect_same_tensors(state_dict(b), before);
 }
 
 TEST(StateDict, NonStrictLoadsMatchingKeys) {
   TinyNet a, b;
-  const TensorMap before = clone_all(state_dict(b));
+  const TensorMap before = clone_tensors(state_dict(b));
   load_state_dict(b, faulty_state_dict(a), /*strict=*/false);
   EXPECT_TRUE(torch::equal(b.fc1->bias, a.fc1->bias));
   EXPECT_TRUE(torch::equal(b.fc2->weight, a.fc2->weight));
@@ -477,7 +408,7 @@ TEST(StateDict, SummaryTruncatesLongLists) {
   LoadReport report;
   for (int i = 0; i < 25; ++i) report.missing.push_back("h." + std::to_string(i) + ".w");
   const std::string s = report.summary();
-  EXPECT_EQ(s.rfind("missing key(s): h.0.w, h.1.w", 0), 0u) << s;
+  EXPECT_STARTS_WITH(s, "missing key(s): h.0.w, h.1.w");
   EXPECT_CONTAINS(s, ", ... (15 more)");
   EXPECT_EQ(s.find('\n'), std::string::npos);
   EXPECT_EQ(LoadReport{}.summary(), "all keys matched");
@@ -492,12 +423,12 @@ TEST(StateDict, TiedWeightsAppearOnce) {
   EXPECT_EQ(sd.count("wte.weight"), 1u);
 
   TiedNet b;
-  const LoadReport report = load_state_dict(b, clone_all(sd));
+  const LoadReport report = load_state_dict(b, clone_tensors(sd));
   EXPECT_TRUE(report.ok()) << report.summary();
   EXPECT_TRUE(torch::equal(b.lm_head->weight, a.wte->weight));
 
   // A file that lists both names (as some exporters do) loads too.
-  TensorMap both = clone_all(sd);
+  TensorMap both = clone_tensors(sd);
   both["lm_head.weight"] = both["wte.weight"];
   EXPECT_TRUE(load_state_dict(b, both).ok());
   // Neither name present: reported once, under the first name.
