@@ -1,0 +1,103 @@
+// models::matmul and models::linear (models/common/gemm.h) against LibTorch's own ops, values and
+// gradients, on strided inputs as attention produces them; on a build with oneDNN these run the
+// oneDNN path (checked with uses_dnnl).
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "models/common/gemm.h"
+
+namespace {
+
+namespace m = attnzoo::models;  // qualified: at::matmul and at::linear are found by ADL as well
+using m::uses_dnnl;
+
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, double tol = 1e-4) {
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LT((got - want).abs().max().item<double>(), tol);
+}
+
+// q, k, v as views of one (B, T, 3C) projection: the layout the GPT attention hands to matmul.
+struct Heads {
+  torch::Tensor qkv, q, k, v;
+};
+Heads make_heads(int64_t B, int64_t T, int64_t H, int64_t D) {
+  Heads h;
+  h.qkv = torch::randn({B, T, 3 * H * D}, torch::requires_grad());
+  auto parts = h.qkv.split(H * D, 2);
+  h.q = parts[0].view({B, T, H, D}).transpose(1, 2);
+  h.k = parts[1].view({B, T, H, D}).transpose(1, 2);
+  h.v = parts[2].view({B, T, H, D}).transpose(1, 2);
+  return h;
+}
+
+TEST(Gemm, MatmulOnStridedViewsMatchesTorchWithGradients) {
+  torch::manual_seed(0);
+  auto h = make_heads(2, 7, 3, 5);
+  const double alpha = 0.37;
+  auto got = m::matmul(h.q, h.k.transpose(-2, -1), alpha);
+  auto g = torch::randn(got.sizes());
+  auto grad_got = torch::autograd::grad({got}, {h.qkv}, {g})[0];
+  auto want = torch::matmul(h.q, h.k.transpose(-2, -1)) * alpha;
+  auto grad_want = torch::autograd::grad({want}, {h.qkv}, {g})[0];
+  expect_close(got, want);
+  expect_close(grad_got, grad_want);
+}
+
+TEST(Gemm, HeadsLastLayoutMergesHeadsWithoutACopy) {
+  torch::manual_seed(1);
+  auto h = make_heads(2, 6, 4, 3);
+  auto w = torch::softmax(torch::randn({2, 4, 6, 6}), -1).requires_grad_();
+  auto out = m::matmul(w, h.v, 1.0, /*heads_last=*/true);  // (B, H, T, D)
+  auto want = torch::matmul(w, h.v);
+  expect_close(out, want);
+  if (uses_dnnl(w)) {
+    EXPECT_TRUE(out.transpose(1, 2).is_contiguous()) << "stored as (B, T, H, D)";
+  }
+  auto g = torch::randn(out.sizes());
+  auto got_grads = torch::autograd::grad({out}, {w, h.qkv}, {g});
+  auto want_grads = torch::autograd::grad({want}, {w, h.qkv}, {g});
+  expect_close(got_grads[0], want_grads[0]);
+  expect_close(got_grads[1], want_grads[1]);
+}
+
+TEST(Gemm, LinearWithAndWithoutBiasMatchesAtLinear) {
+  torch::manual_seed(2);
+  for (bool with_bias : {true, false}) {
+    auto x = torch::randn({3, 5, 8}, torch::requires_grad());
+    auto w = torch::randn({6, 8}, torch::requires_grad());
+    auto b = with_bias ? torch::randn({6}, torch::requires_grad()) : torch::Tensor();
+    auto got = m::linear(x, w, b);
+    auto want = at::linear(x, w, b);
+    expect_close(got, want);
+    auto g = torch::randn(got.sizes());
+    std::vector<torch::Tensor> inputs{x, w};
+    if (with_bias) inputs.push_back(b);
+    auto got_grads = torch::autograd::grad({got}, inputs, {g});
+    auto want_grads = torch::autograd::grad({want}, inputs, {g});
+    for (size_t i = 0; i < inputs.size(); ++i) expect_close(got_grads[i], want_grads[i]);
+  }
+}
+
+TEST(Gemm, LinearAcceptsNonContiguousInput) {
+  torch::manual_seed(3);
+  auto x = torch::randn({8, 4}).t();  // (4, 8), transposed storage
+  auto w = torch::randn({3, 8});
+  expect_close(m::linear(x, w), at::linear(x, w));
+}
+
+TEST(Gemm, FallsBackForOtherDtypesAndRejectsMismatchedShapes) {
+  auto a = torch::randn({2, 3, 4}, torch::kDouble), b = torch::randn({2, 4, 5}, torch::kDouble);
+  EXPECT_FALSE(uses_dnnl(a));
+  expect_close(m::matmul(a, b, 2.0), torch::matmul(a, b) * 2.0, 1e-12);
+  EXPECT_THROW(m::matmul(torch::randn({2, 3, 4}), torch::randn({3, 4, 5}), 1.0), c10::Error);
+  EXPECT_THROW(m::matmul(torch::randn({2, 3, 4}), torch::randn({2, 5, 5}), 1.0), c10::Error);
+}
+
+TEST(Gemm, InferenceModeWorks) {
+  c10::InferenceMode guard;
+  auto x = torch::randn({4, 8}), w = torch::randn({3, 8}), b = torch::randn({3});
+  expect_close(m::linear(x, w, b), at::linear(x, w, b));
+}
+
+}  // namespace
