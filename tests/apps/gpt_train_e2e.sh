@@ -19,7 +19,7 @@ for i in $(seq 1 600); do
 done > corpus.txt
 
 MODEL=(--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 4 --eval-iters 2 --threads 2 --seed 7)
-TINY=("${MODEL[@]}" --eval-interval 5 --checkpoint-interval 5 --lr 3e-3 --min-lr 3e-4 --warmup-iters 2 --lr-decay-iters 20 --dropout 0.1)
+TINY=("${MODEL[@]}" --grad-accum 2 --eval-interval 5 --checkpoint-interval 5 --lr 3e-3 --min-lr 3e-4 --warmup-iters 2 --lr-decay-iters 20 --dropout 0.1)
 
 # Runs a command that must fail: non-zero exit, exactly one line on stderr that mentions $2.
 expect_error() {
@@ -85,6 +85,14 @@ check "sample --checkpoint step-N" "$GPT" sample --run run_a --checkpoint step-1
 check "eval --json" grep -qE '"loss":[0-9.]+.*"perplexity":[0-9.]+.*"tokens":[0-9]+' eval.json
 check "--dump-config" bash -c "'$GPT' train --data data --out unused --dump-config | grep -q '\"n_layer\": 4'"
 check "--dump-config wrote nothing" test ! -e unused
+
+# --- the BLAS check: a warning with the reference BLAS, none with OpenBLAS
+"$GPT" sample --run run_a --max-new-tokens 1 > /dev/null 2> blas_default.txt
+check "no BLAS warning with the optimized BLAS" bash -c "! grep -q 'reference BLAS' blas_default.txt"
+if [ -e /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
+  LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/blas "$GPT" sample --run run_a --max-new-tokens 1 > /dev/null 2> blas_ref.txt
+  check "warning when the reference BLAS is loaded" grep -q "reference BLAS" blas_ref.txt
+fi
 
 # --- bad input
 before=$(tree_sum run_a)
