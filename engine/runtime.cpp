@@ -1,5 +1,6 @@
 #include "engine/runtime.h"
 
+#include <malloc.h>
 #include <sched.h>
 
 #include <csignal>
@@ -38,6 +39,16 @@ namespace {
 // Denormal floats (e.g. tiny attention weights) make every FMA that meets them ~100x slower; a
 // step can run 10x longer. setFlushDenormal sets the calling thread's MXCSR only, so each thread
 // of the intra-op pool (OpenMP, which OpenBLAS shares) sets it too.
+// A training step allocates and frees the same large activations every time. glibc hands
+// allocations above its mmap threshold to fresh mmaps and trims freed heap memory back to the
+// kernel, so each step page-faults tens of MB in again. Keeping freed memory in the heap (as
+// jemalloc/tcmalloc do) removes most of those faults.
+void keep_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest: larger blocks come from the heap
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+}
+
 void flush_denormals_everywhere() {
   at::globalContext().setFlushDenormal(true);
   const int64_t n = at::get_num_threads();
@@ -58,6 +69,7 @@ torch::Device setup_runtime(const RuntimeOptions& opt) {
   if (opt.threads < 0) throw std::invalid_argument("--threads must be >= 0");
   at::set_num_threads(static_cast<int>(opt.threads > 0 ? opt.threads : available_cores()));
   flush_denormals_everywhere();
+  keep_freed_memory();
   // Past a file size limit, writes fail with EFBIG (reported with the file name) instead of the
   // process being killed by SIGXFSZ halfway through a checkpoint.
   std::signal(SIGXFSZ, SIG_IGN);
