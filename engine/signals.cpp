@@ -19,6 +19,7 @@ StopSignal::StopSignal() {
   g_signal = 0;
   struct sigaction sa {};
   sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESTART;  // a checkpoint being written is not cut short by EINTR
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &g_old_int);
   sigaction(SIGTERM, &sa, &g_old_term);

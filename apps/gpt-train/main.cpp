@@ -102,6 +102,8 @@ void apply_flags(apps::GptRunConfig& c, const TrainArgs& a) {
 int train(const TrainArgs& a) {
   apps::GptRunConfig cfg = apps::default_run_config();
   std::optional<apps::LoadedRun> previous;
+  if (a.resume && !a.preset.empty())
+    throw std::invalid_argument("--preset cannot be combined with --resume (the model comes from the checkpoint)");
   if (a.resume) {
     // The checkpoint's config is the base; only training settings may change.
     if (!engine::CheckpointStore(a.out).latest())
