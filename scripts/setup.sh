@@ -14,6 +14,7 @@ PACKAGES=(
   libopencv-dev           # images and PNG plots
   libdnnl-dev             # oneDNN (the library inside LibTorch): faster fp32 CPU matmuls
   libcli11-dev nlohmann-json3-dev libgtest-dev
+  libpcre2-dev            # PCRE2 with JIT: Unicode-property regex pre-split of the BPE tokenizer
   dict-devil              # The Devil's Dictionary: the default corpus
 )
 
