@@ -12,6 +12,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "weights/file_io.h"
+
 namespace attnzoo::datasets {
 namespace fs = std::filesystem;
 namespace {
@@ -28,26 +30,10 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
+// Through a temporary file and a rename, so a reader never sees half a file.
 void write_file_atomic(const fs::path& path, const char* data, size_t size) {
   const fs::path tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail(tmp.string(), std::string("cannot create: ") + std::strerror(errno));
-  size_t done = 0;
-  while (done < size) {
-    ssize_t n = ::write(fd, data + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int e = errno;
-      ::close(fd);
-      fs::remove(tmp);
-      fail(tmp.string(), std::string("write failed: ") + std::strerror(e));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    fs::remove(tmp);
-    fail(tmp.string(), std::string("write failed: ") + std::strerror(errno));
-  }
+  weights::write_file(tmp.string(), data, size);
   fs::rename(tmp, path);
 }
 

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "weights/file_io.h"
+
 namespace attnzoo::engine {
 namespace fs = std::filesystem;
 namespace {
@@ -19,33 +21,7 @@ namespace {
 }
 
 void write_text(const fs::path& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail(path, std::string("cannot create: ") + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(fd);
-      fail(path, std::string("write failed: ") + std::strerror(e));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int e = errno;
-    ::close(fd);
-    fail(path, std::string("write failed: ") + std::strerror(e));
-  }
-  if (::close(fd) != 0) fail(path, std::string("write failed: ") + std::strerror(errno));
-}
-
-void fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  weights::write_file(path.string(), text.data(), text.size());
 }
 
 nlohmann::json read_json(const fs::path& path) {
@@ -73,7 +49,7 @@ void write_checkpoint(const fs::path& dir, const Checkpoint& ckpt) {
     weights::save_safetensors((tmp / "model.safetensors").string(), ckpt.model);
     weights::save_safetensors((tmp / "optimizer.safetensors").string(), ckpt.optimizer);
     write_text(tmp / "state.json", ckpt.state.dump(2) + "\n");
-    fsync_dir(tmp);
+    weights::fsync_directory(tmp.string());
     if (fs::exists(dir)) {
       // Swap old and new in one step (Linux renameat2), then drop the old one.
       if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0)
@@ -82,7 +58,7 @@ void write_checkpoint(const fs::path& dir, const Checkpoint& ckpt) {
     } else {
       fs::rename(tmp, dir);
     }
-    fsync_dir(parent);
+    weights::fsync_directory(parent.string());
   } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
     throw std::runtime_error("checkpoint " + dir.string() + " not written (earlier checkpoints are intact): " +

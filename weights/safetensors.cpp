@@ -19,6 +19,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "weights/file_io.h"
+
 namespace attnzoo::weights {
 namespace {
 
@@ -197,20 +199,6 @@ std::vector<Entry> parse_header(const std::string& path, const json& header, uin
                      ") overlap");
   }
   return entries;
-}
-
-void write_all(int fd, const void* buffer, uint64_t n, const std::string& path) {
-  const auto* p = static_cast<const char*>(buffer);
-  while (n > 0) {
-    // Linux writes at most ~2 GiB per call; the loop also covers short writes before ENOSPC/EFBIG.
-    ssize_t put = ::write(fd, p, std::min<uint64_t>(n, 1ull << 30));
-    if (put < 0) {
-      if (errno == EINTR) continue;
-      fail(path, std::string("write failed: ") + std::strerror(errno));
-    }
-    p += put;
-    n -= static_cast<uint64_t>(put);
-  }
 }
 
 }  // namespace
