@@ -94,6 +94,18 @@ if [ -e /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 ]; then
   check "warning when the reference BLAS is loaded" grep -q "reference BLAS" blas_ref.txt
 fi
 
+# --- bf16, presets, prompt files, the train split
+check "train --dtype bf16" "$GPT" train --data data --out run_bf16 "${MODEL[@]}" --max-iters 4 --eval-interval 2 --dtype bf16 > /dev/null
+check "bf16 run logged finite losses" bash -c "! grep -qiE 'nan|inf' run_bf16/metrics.jsonl"
+check "sample --dtype bf16" "$GPT" sample --run run_a --max-new-tokens 10 --dtype bf16 > /dev/null
+check "train --preset tiny" "$GPT" train --data data --out run_preset --preset tiny --max-iters 2 --eval-iters 1 --threads 2 > /dev/null
+check "--preset tiny gave a 2-layer model" grep -q '"n_layer": 2' run_preset/checkpoints/step-000002/config.json
+printf 'line' > prompt.txt
+"$GPT" sample --run run_a --max-new-tokens 20 --prompt-file prompt.txt --seed 3 > s5.txt
+"$GPT" sample --run run_a --max-new-tokens 20 --prompt line --seed 3 > s6.txt
+check "--prompt-file equals --prompt with the same text" cmp -s s5.txt s6.txt
+check "eval --split train" bash -c "'$GPT' eval --run run_a --data data --split train --json | grep -q '\"split\":\"train\"'"
+
 # --- bad input
 before=$(tree_sum run_a)
 : > empty.txt
@@ -112,6 +124,10 @@ expect_error "resume without checkpoint" "no checkpoint" "$GPT" train --data dat
 expect_error "resume with another model shape" "--resume" "$GPT" train --data data --out run_a --resume --n-layer 3 --max-iters 25
 expect_error "fresh run over an existing run" "--resume" "$GPT" train --data data --out run_a "${TINY[@]}"
 expect_error "prompt outside the vocabulary" "--prompt" "$GPT" sample --run run_a --prompt "Zebra~"
+expect_error "--prompt and --prompt-file together" "--prompt-file" "$GPT" sample --run run_a --prompt line --prompt-file prompt.txt
+expect_error "--preset with --resume" "--preset" "$GPT" train --out run_a --resume --preset tiny
+expect_error "unknown --preset" "huge" "$GPT" train --data data --out r_bad --preset huge
+expect_error "unknown --split" "--split" "$GPT" eval --run run_a --data data --split test
 touch afile
 expect_error "output directory that cannot be made" "afile" "$GPT" train --data data --out afile/run "${TINY[@]}" --max-iters 2
 expect_error "unknown --checkpoint" "--checkpoint" "$GPT" sample --run run_a --checkpoint step-999
