@@ -17,6 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <stdexcept>
 #include <map>
 #include <string>
 
@@ -111,6 +113,21 @@ inline void write_bytes(const std::filesystem::path& p, const std::string& bytes
 }
 
 // A CPU generator with its own seed, independent of the global one.
+// A file that scripts/setup.sh fetches into data/ (published vocabularies, corpora). Missing is an
+// error, not a skipped test: the README's test command runs the set-up first.
+inline std::string fetched_data(const std::string& relative) {
+  const std::string path = std::string(ATTNZOO_DATA_DIR) + "/" + relative;
+  if (!std::filesystem::exists(path)) throw std::runtime_error(path + " is missing: run scripts/setup.sh data");
+  return path;
+}
+
+// Reads a whole file as bytes.
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error(p.string() + ": cannot open");
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
 inline torch::Generator seeded(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 // A deep copy of named tensors (a state dict, optimizer state).

@@ -4,18 +4,11 @@
 #include <pcre2.h>
 
 #include <algorithm>
-#include <charconv>
 #include <climits>
-#include <filesystem>
 #include <functional>
-#include <fstream>
-#include <optional>
 #include <queue>
-#include <sstream>
 #include <stdexcept>
 #include <unordered_set>
-
-#include <nlohmann/json.hpp>
 
 #include "tokenizers/utf8.h"
 
@@ -32,11 +25,15 @@ int key_second(uint64_t key) { return static_cast<int>(key & 0xFFFFFFFFu); }
 const std::vector<std::pair<std::string, std::string>>& patterns() {
   // GPT-2: openai/gpt-2 src/encoder.py. cl100k: tiktoken_ext/openai_public.py (cl100k_base), the
   // form with possessive quantifiers that tiktoken 0.5 published; later releases rewrote it with
-  // more possessives for speed, splitting text the same way.
+  // more possessives for speed, splitting text the same way. o200k: as npm tiktoken 1.0.22 ships it.
   static const std::vector<std::pair<std::string, std::string>> p = {
       {"gpt2", R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)"},
       {"cl100k",
        R"('(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+)"},
+      {"o200k",
+       R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+       R"([^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|)"
+       R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
       {"none", ""},
   };
   return p;
@@ -190,49 +187,149 @@ const std::vector<std::string>& ByteBPE::pattern_names() {
   return names;
 }
 
-const std::string& ByteBPE::pattern_regex(const std::string& name) {
+std::string ByteBPE::pattern_regex(const std::string& pattern) {
+  constexpr std::string_view kRegex = "regex:";
+  if (std::string_view(pattern).substr(0, kRegex.size()) == kRegex) {
+    if (pattern.size() == kRegex.size()) throw std::invalid_argument("byte BPE: empty pre-split regex after 'regex:'");
+    return pattern.substr(kRegex.size());
+  }
   for (const auto& [n, regex] : patterns())
-    if (n == name) return regex;
+    if (n == pattern) return regex;
   std::string known;
   for (const auto& n : pattern_names()) known += (known.empty() ? "" : ", ") + n;
-  throw std::invalid_argument("byte BPE: unknown pre-split pattern '" + name + "' (expected one of " + known + ")");
+  throw std::invalid_argument("byte BPE: unknown pre-split pattern '" + pattern + "' (expected one of " + known +
+                              ", or regex:<PCRE2 pattern>)");
+}
+
+void ByteBPE::set_pattern(std::string pattern) {
+  const std::string regex = pattern_regex(pattern);
+  pattern_ = std::move(pattern);
+  splitter_ = regex.empty() ? nullptr : std::make_shared<const Splitter>(regex);
+}
+
+void ByteBPE::define(int id, std::string bytes, const std::string& what) {
+  if (id < 0 || id >= (1 << 30))
+    throw std::invalid_argument("byte BPE: " + what + " has id " + std::to_string(id) + ", outside [0, 2^30)");
+  const auto i = static_cast<std::size_t>(id);
+  if (i >= vocab_.size()) {
+    vocab_.resize(i + 1);
+    defined_.resize(i + 1, 0);
+  }
+  if (defined_[i]) throw std::invalid_argument("byte BPE: " + what + " reuses id " + std::to_string(id));
+  vocab_[i] = std::move(bytes);
+  defined_[i] = 1;
+}
+
+void ByteBPE::register_specials(const std::map<std::string, int>& specials) {
+  for (const auto& [token, id] : specials) {
+    if (token.empty()) throw std::invalid_argument("byte BPE: a special token cannot be empty");
+    define(id, token, "special token '" + token + "'");
+    specials_.emplace(token, id);
+  }
 }
 
 ByteBPE::ByteBPE(std::string pattern) : ByteBPE(std::move(pattern), {}) {}
 
-ByteBPE::ByteBPE(std::string pattern, std::vector<std::pair<int, int>> merges)
-    : pattern_(std::move(pattern)), merges_(std::move(merges)) {
-  const std::string& regex = pattern_regex(pattern_);
-  if (!regex.empty()) splitter_ = std::make_shared<const Splitter>(regex);
-  vocab_.reserve(kBytes + merges_.size());
-  for (int b = 0; b < kBytes; ++b) vocab_.emplace_back(1, static_cast<char>(b));
-  ranks_.reserve(merges_.size());
-  for (std::size_t k = 0; k < merges_.size(); ++k) {
-    const auto [a, b] = merges_[k];
+ByteBPE::ByteBPE(std::string pattern, std::vector<std::pair<int, int>> merges) {
+  set_pattern(std::move(pattern));
+  vocab_.reserve(kBytes + merges.size());
+  for (int b = 0; b < kBytes; ++b) {
+    byte_ids_[static_cast<std::size_t>(b)] = b;
+    define(b, std::string(1, static_cast<char>(b)), "byte");
+  }
+  pairs_.reserve(merges.size());
+  for (std::size_t k = 0; k < merges.size(); ++k) {
+    const auto [a, b] = merges[k];
     const int id = kBytes + static_cast<int>(k);
     if (a < 0 || a >= id || b < 0 || b >= id)
       throw std::invalid_argument("byte BPE: merge " + std::to_string(k) + " (" + std::to_string(a) + ", " +
                                   std::to_string(b) + ") references an id not below its own id " + std::to_string(id));
-    if (!ranks_.emplace(pair_key(a, b), static_cast<int>(k)).second)
+    if (!pairs_.emplace(pair_key(a, b), PairMerge{static_cast<int>(k), id}).second)
       throw std::invalid_argument("byte BPE: merge " + std::to_string(k) + " (" + std::to_string(a) + ", " +
                                   std::to_string(b) + ") repeats an earlier merge");
-    vocab_.push_back(vocab_[static_cast<std::size_t>(a)] + vocab_[static_cast<std::size_t>(b)]);
+    define(id, vocab_[static_cast<std::size_t>(a)] + vocab_[static_cast<std::size_t>(b)], "merge");
+    merge_ids_.push_back(id);
   }
+  merges_ = std::move(merges);
+}
+
+ByteBPE ByteBPE::from_merges(std::string pattern, const std::vector<int>& byte_ids, const std::vector<Merge>& merges,
+                             const std::map<std::string, int>& specials) {
+  ByteBPE bpe{Blank{}};
+  bpe.set_pattern(std::move(pattern));
+  if (byte_ids.size() != kBytes)
+    throw std::invalid_argument("byte BPE: " + std::to_string(byte_ids.size()) + " byte ids given, expected 256");
+  for (int b = 0; b < kBytes; ++b) {
+    const int id = byte_ids[static_cast<std::size_t>(b)];
+    bpe.byte_ids_[static_cast<std::size_t>(b)] = id;
+    bpe.define(id, std::string(1, static_cast<char>(b)), "byte " + std::to_string(b));
+  }
+  bpe.pairs_.reserve(merges.size());
+  for (std::size_t k = 0; k < merges.size(); ++k) {
+    const auto& m = merges[k];
+    const std::string what = "merge " + std::to_string(k) + " (" + std::to_string(m.a) + " " + std::to_string(m.b) +
+                             " -> " + std::to_string(m.id) + ")";
+    for (const int parent : {m.a, m.b})
+      if (!bpe.has_id(parent))
+        throw std::invalid_argument("byte BPE: " + what + " references unknown id " + std::to_string(parent));
+    if (!bpe.pairs_.emplace(pair_key(m.a, m.b), PairMerge{static_cast<int>(k), m.id}).second)
+      throw std::invalid_argument("byte BPE: " + what + " repeats an earlier merge");
+    bpe.define(m.id, bpe.vocab_[static_cast<std::size_t>(m.a)] + bpe.vocab_[static_cast<std::size_t>(m.b)], what);
+    bpe.merges_.emplace_back(m.a, m.b);
+    bpe.merge_ids_.push_back(m.id);
+  }
+  bpe.register_specials(specials);
+  return bpe;
+}
+
+ByteBPE ByteBPE::from_ranks(std::string pattern, const std::vector<std::pair<std::string, int>>& tokens,
+                            const std::map<std::string, int>& specials) {
+  ByteBPE bpe{Blank{}};
+  bpe.set_pattern(std::move(pattern));
+  bpe.ranks_mode_ = true;
+  bpe.byte_ids_.fill(-1);
+  bpe.whole_.reserve(tokens.size());
+  for (const auto& [bytes, rank] : tokens) {
+    if (bytes.empty()) throw std::invalid_argument("byte BPE: empty token with rank " + std::to_string(rank));
+    bpe.define(rank, bytes, "token of rank " + std::to_string(rank));
+    const auto [it, inserted] = bpe.whole_.emplace(bytes, rank);
+    if (!inserted)
+      throw std::invalid_argument("byte BPE: duplicate token (ranks " + std::to_string(it->second) + " and " +
+                                  std::to_string(rank) + ")");
+    if (bytes.size() == 1) bpe.byte_ids_[static_cast<unsigned char>(bytes[0])] = rank;
+  }
+  for (int b = 0; b < kBytes; ++b)
+    if (bpe.byte_ids_[static_cast<std::size_t>(b)] < 0)
+      throw std::invalid_argument("byte BPE: byte " + std::to_string(b) + " is not a token (every byte must be one)");
+  // Every split of a token into two tokens is a pair that merges into it, at the token's rank.
+  bpe.pairs_.reserve(tokens.size() * 2);
+  for (const auto& [bytes, rank] : tokens) {
+    const std::string_view t = bytes;
+    for (std::size_t cut = 1; cut < t.size(); ++cut) {
+      const auto left = bpe.whole_.find(t.substr(0, cut));
+      if (left == bpe.whole_.end()) continue;
+      const auto right = bpe.whole_.find(t.substr(cut));
+      if (right == bpe.whole_.end()) continue;
+      bpe.pairs_.emplace(pair_key(left->second, right->second), PairMerge{rank, rank});
+    }
+  }
+  bpe.register_specials(specials);
+  return bpe;
 }
 
 int ByteBPE::add_special(const std::string& token) {
   if (token.empty()) throw std::invalid_argument("byte BPE: a special token cannot be empty");
+  if (specials_.count(token)) throw std::invalid_argument("byte BPE: duplicate special token '" + token + "'");
   const int id = vocab_size();
-  if (!specials_.emplace(token, id).second)
-    throw std::invalid_argument("byte BPE: duplicate special token '" + token + "'");
-  vocab_.push_back(token);
+  register_specials({{token, id}});
   return id;
 }
 
 const std::string& ByteBPE::token_bytes(int id) const {
-  if (id < 0 || id >= vocab_size())
-    throw std::invalid_argument("byte BPE: token id " + std::to_string(id) + " is outside the vocabulary of " +
-                                std::to_string(vocab_size()));
+  if (!has_id(id))
+    throw std::invalid_argument("byte BPE: token id " + std::to_string(id) +
+                                (id >= 0 && id < vocab_size() ? " is unused in" : " is outside") +
+                                " the vocabulary of " + std::to_string(vocab_size()));
   return vocab_[static_cast<std::size_t>(id)];
 }
 
@@ -244,34 +341,44 @@ std::vector<std::string> ByteBPE::pre_split(std::string_view text) const {
 }
 
 void ByteBPE::encode_piece(std::string_view piece, std::vector<int>& out) const {
-  // Apply the lowest-rank merge present, at every (non-overlapping, leftmost-first) occurrence, one
-  // rank at a time: what tiktoken and minbpe do. A merge never creates a pair of lower rank than its
-  // own (any merge using id 256 + r has rank > r), so this equals applying the merges in rank order.
+  // tiktoken's rule: a piece that is a token as a whole is that token.
+  if (ranks_mode_) {
+    const auto it = whole_.find(piece);
+    if (it != whole_.end()) {
+      out.push_back(it->second);
+      return;
+    }
+  }
+  // Merge the adjacent pair of lowest rank, the leftmost of equals, one at a time, until no pair
+  // merges: what tiktoken, Hugging Face tokenizers and minbpe do.
   constexpr std::size_t kShort = 64;
   if (piece.size() <= kShort) {
-    // Short pieces (nearly all of them after a pre-split): rescan the few pairs after each merge.
+    // Short pieces (nearly all of them after a pre-split): rescan the few pairs after each merge,
+    // keeping each pair's rank so that only the two next to a merge are looked up again.
     int ids[kShort];
-    std::size_t n = piece.size();
-    for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<unsigned char>(piece[i]);
+    PairMerge next[kShort];  // next[i]: what ids[i], ids[i + 1] merge into (rank INT_MAX: nothing)
+    const std::size_t n0 = piece.size();
+    for (std::size_t i = 0; i < n0; ++i) ids[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+    const auto lookup = [&](std::size_t i) {
+      const auto it = pairs_.find(pair_key(ids[i], ids[i + 1]));
+      next[i] = it == pairs_.end() ? PairMerge{INT_MAX, -1} : it->second;
+    };
+    std::size_t n = n0;
+    for (std::size_t i = 0; i + 1 < n; ++i) lookup(i);
     while (n >= 2) {
-      int best = INT_MAX;
-      for (std::size_t i = 0; i + 1 < n; ++i) {
-        const auto it = ranks_.find(pair_key(ids[i], ids[i + 1]));
-        if (it != ranks_.end() && it->second < best) best = it->second;
+      std::size_t best = 0;
+      for (std::size_t i = 1; i + 1 < n; ++i)
+        if (next[i].rank < next[best].rank) best = i;
+      if (next[best].rank == INT_MAX) break;
+      ids[best] = next[best].id;
+      for (std::size_t i = best + 1; i + 1 < n; ++i) {
+        ids[i] = ids[i + 1];
+        next[i] = next[i + 1];
       }
-      if (best == INT_MAX) break;
-      const auto [a, b] = merges_[static_cast<std::size_t>(best)];
-      const int id = kBytes + best;
-      std::size_t w = 0;
-      for (std::size_t r = 0; r < n;) {
-        if (r + 1 < n && ids[r] == a && ids[r + 1] == b) {
-          ids[w++] = id;
-          r += 2;
-        } else {
-          ids[w++] = ids[r++];
-        }
-      }
-      n = w;
+      --n;
+      if (best + 1 < n) lookup(best);
+      else next[best] = {INT_MAX, -1};
+      if (best > 0) lookup(best - 1);
     }
     out.insert(out.end(), ids, ids + n);
     return;
@@ -281,28 +388,29 @@ void ByteBPE::encode_piece(std::string_view piece, std::vector<int>& out) const 
   const std::size_t n = piece.size();
   std::vector<int> sym(n), prev(n), next(n);
   for (std::size_t i = 0; i < n; ++i) {
-    sym[i] = static_cast<unsigned char>(piece[i]);
+    sym[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
     prev[i] = static_cast<int>(i) - 1;
     next[i] = i + 1 < n ? static_cast<int>(i) + 1 : -1;
   }
-  using Candidate = std::pair<int, int>;  // (rank, position of the left symbol)
+  struct Candidate {
+    int rank, pos, left, right;  // the pair (left, right) at pos merges at rank
+    bool operator>(const Candidate& o) const { return rank > o.rank || (rank == o.rank && pos > o.pos); }
+  };
   std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> heap;
   const auto push = [&](int i) {
     if (i < 0 || next[i] < 0) return;
-    const auto it = ranks_.find(pair_key(sym[i], sym[next[i]]));
-    if (it != ranks_.end()) heap.push({it->second, i});
+    const auto it = pairs_.find(pair_key(sym[i], sym[next[i]]));
+    if (it != pairs_.end()) heap.push({it->second.rank, i, sym[i], sym[next[i]]});
   };
   for (std::size_t i = 0; i + 1 < n; ++i) push(static_cast<int>(i));
   while (!heap.empty()) {
-    const auto [rank, i] = heap.top();
+    const Candidate c = heap.top();
     heap.pop();
-    const int j = next[i];
+    const int i = c.pos, j = next[i];
     // Stale when the left symbol was absorbed (sym = -1), has no right neighbour any more, or either
     // side changed since the candidate was pushed.
-    if (sym[i] < 0 || j < 0) continue;
-    const auto [a, b] = merges_[static_cast<std::size_t>(rank)];
-    if (sym[i] != a || sym[j] != b) continue;
-    sym[i] = kBytes + rank;
+    if (sym[i] < 0 || j < 0 || sym[i] != c.left || sym[j] != c.right) continue;
+    sym[i] = pairs_.at(pair_key(c.left, c.right)).id;
     sym[j] = -1;
     next[i] = next[j];
     if (next[j] >= 0) prev[next[j]] = i;
@@ -318,7 +426,7 @@ void ByteBPE::encode_ordinary(std::string_view text, std::vector<int>& out, Piec
   splitter.split(text, pieces);
   for (const auto piece : pieces) {
     if (piece.size() == 1) {
-      out.push_back(static_cast<unsigned char>(piece[0]));
+      out.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
       continue;
     }
     auto it = cache.find(piece);
@@ -494,128 +602,6 @@ ByteBPE ByteBPE::train(const std::vector<std::string>& texts, int vocab_size, co
   ByteBPE bpe(pattern, std::move(merges));
   for (const auto& s : specials) bpe.add_special(s);
   return bpe;
-}
-
-void ByteBPE::save(const std::string& dir) const {
-  namespace fs = std::filesystem;
-  fs::create_directories(dir);
-  const std::string merges_path = (fs::path(dir) / "merges.txt").string();
-  {
-    std::ofstream out(merges_path, std::ios::binary);
-    for (std::size_t k = 0; k < merges_.size(); ++k)
-      out << merges_[k].first << ' ' << merges_[k].second << ' ' << kBytes + static_cast<int>(k) << '\n';
-    out.flush();
-    if (!out) throw std::runtime_error(merges_path + ": cannot write (is the disk full or the directory read-only?)");
-  }
-  nlohmann::json specials = nlohmann::json::object();
-  for (const auto& [token, id] : specials_) specials[token] = id;
-  const nlohmann::json meta = {
-      {"type", "byte_bpe"}, {"pattern", pattern_}, {"vocab_size", vocab_size()}, {"specials", specials}};
-  const std::string meta_path = (fs::path(dir) / "tokenizer.json").string();
-  std::ofstream out(meta_path, std::ios::binary);
-  out << meta.dump(2) << '\n';
-  out.flush();
-  if (!out) throw std::runtime_error(meta_path + ": cannot write (is the disk full or the directory read-only?)");
-}
-
-ByteBPE ByteBPE::load(const std::string& dir) {
-  namespace fs = std::filesystem;
-  const std::string merges_path = (fs::path(dir) / "merges.txt").string();
-  const std::string meta_path = (fs::path(dir) / "tokenizer.json").string();
-
-  std::ifstream in(merges_path, std::ios::binary);
-  if (!in) throw std::runtime_error(merges_path + ": cannot open (expected a tokenizer saved by ByteBPE::save)");
-  std::vector<std::pair<int, int>> merges;
-  std::unordered_set<uint64_t> seen_pairs;
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const auto where = merges_path + ":" + std::to_string(lineno) + ": ";
-    std::istringstream fields(line);
-    std::vector<std::string> tokens;
-    for (std::string t; fields >> t;) tokens.push_back(t);
-    int v[3] = {0, 0, 0};
-    bool ok = tokens.size() == 3;
-    for (std::size_t i = 0; ok && i < 3; ++i) {
-      const auto& t = tokens[i];
-      const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v[i]);
-      ok = ec == std::errc() && end == t.data() + t.size();
-    }
-    if (!ok) throw std::runtime_error(where + "expected three integers 'A B ID', got '" + line + "'");
-    const int expected = kBytes + static_cast<int>(merges.size());
-    if (v[2] != expected)
-      throw std::runtime_error(where + "new id " + std::to_string(v[2]) + ", expected " + std::to_string(expected) +
-                               " (merges are listed in rank order, the first creating 256)");
-    for (int i = 0; i < 2; ++i)
-      if (v[i] < 0 || v[i] >= expected)
-        throw std::runtime_error(where + "merge references unknown id " + std::to_string(v[i]) +
-                                 " (ids defined so far: 0.." + std::to_string(expected - 1) + ")");
-    if (!seen_pairs.insert(pair_key(v[0], v[1])).second)
-      throw std::runtime_error(where + "duplicate merge " + std::to_string(v[0]) + " " + std::to_string(v[1]));
-    merges.emplace_back(v[0], v[1]);
-  }
-
-  std::ifstream meta_in(meta_path, std::ios::binary);
-  if (!meta_in) throw std::runtime_error(meta_path + ": cannot open (expected a tokenizer saved by ByteBPE::save)");
-  // nlohmann::json keeps the last of duplicate keys; a parser callback catches duplicate specials.
-  std::string top_key, duplicate;
-  std::set<std::string> seen;
-  nlohmann::json meta;
-  try {
-    meta = nlohmann::json::parse(meta_in, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
-      if (event == nlohmann::json::parse_event_t::key) {
-        if (depth == 1) top_key = parsed.get<std::string>();
-        if (depth == 2 && top_key == "specials" && !seen.insert(parsed.get<std::string>()).second && duplicate.empty())
-          duplicate = parsed.get<std::string>();
-      }
-      return true;
-    });
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(meta_path + ": " + e.what());
-  }
-  if (!duplicate.empty()) throw std::runtime_error(meta_path + ": duplicate special token '" + duplicate + "'");
-  const auto field = [&](const char* name) -> const nlohmann::json& {
-    if (!meta.is_object() || !meta.contains(name))
-      throw std::runtime_error(meta_path + ": missing field \"" + name + "\"");
-    return meta.at(name);
-  };
-  if (field("type") != "byte_bpe")
-    throw std::runtime_error(meta_path + ": \"type\" is " + field("type").dump() + ", expected \"byte_bpe\"");
-  if (!field("pattern").is_string()) throw std::runtime_error(meta_path + ": \"pattern\" must be a string");
-  if (!field("vocab_size").is_number_integer())
-    throw std::runtime_error(meta_path + ": \"vocab_size\" must be an integer");
-  if (!field("specials").is_object())
-    throw std::runtime_error(meta_path + ": \"specials\" must be an object {token: id}");
-
-  std::optional<ByteBPE> bpe;
-  try {
-    bpe.emplace(field("pattern").get<std::string>(), std::move(merges));
-  } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(meta_path + ": " + e.what());
-  }
-  std::map<int, std::string> by_id;
-  for (const auto& [token, id] : field("specials").items()) {
-    if (!id.is_number_integer())
-      throw std::runtime_error(meta_path + ": special token '" + token + "' has id " + id.dump() + ", not an integer");
-    const int i = id.get<int>();
-    if (!by_id.emplace(i, token).second)
-      throw std::runtime_error(meta_path + ": special tokens '" + by_id[i] + "' and '" + token + "' share id " +
-                               std::to_string(i));
-  }
-  for (const auto& [id, token] : by_id) {
-    if (id != bpe->vocab_size())
-      throw std::runtime_error(meta_path + ": special token '" + token + "' has id " + std::to_string(id) +
-                               ", expected " + std::to_string(bpe->vocab_size()) +
-                               " (specials follow the merges, with consecutive ids)");
-    if (token.empty()) throw std::runtime_error(meta_path + ": a special token cannot be empty");
-    bpe->add_special(token);
-  }
-  const int declared = field("vocab_size").get<int>();
-  if (declared != bpe->vocab_size())
-    throw std::runtime_error(meta_path + ": vocab_size " + std::to_string(declared) + " disagrees with the files: 256 + " +
-                             std::to_string(bpe->merges().size()) + " merges + " + std::to_string(by_id.size()) +
-                             " specials = " + std::to_string(bpe->vocab_size()));
-  return std::move(*bpe);
 }
 
 }  // namespace attnzoo::tokenizers

@@ -319,21 +319,25 @@ TEST_F(ByteBPEFiles, LoadErrorsNameFileAndLine) {
   EXPECT_STARTS_WITH(load_error("97 97 256\n97 257 257\n", meta(258)),
                      merges_file + ":2: merge references unknown id 257");
   EXPECT_STARTS_WITH(load_error("97 -1 256\n", meta(257)), merges_file + ":1: merge references unknown id -1");
-  EXPECT_STARTS_WITH(load_error("97 97 300\n", meta(257)), merges_file + ":1: new id 300, expected 256");
+  EXPECT_STARTS_WITH(load_error("97 97 256\n97 256 256\n", meta(257)), merges_file + ":2: new id 256 is already used");
+  EXPECT_STARTS_WITH(load_error("97 97 97\n", meta(257)), merges_file + ":1: new id 97 is already used");
+  // Published vocabularies leave gaps: a merge may make any unused id.
+  EXPECT_EQ(ByteBPE::load(save_with("97 97 300\n", meta(301))).encode("aa"), std::vector<int>{300});
   EXPECT_STARTS_WITH(load_error("97 97 256\n97 97 257\n", meta(258)), merges_file + ":2: duplicate merge 97 97");
 
   EXPECT_STARTS_WITH(load_error("97 97 256\n", "{\"type\": "), meta_file + ": ");
   EXPECT_CONTAINS(load_error("97 97 256\n", meta(258, R"({"<s>": 257, "<s>": 258})")),
-                  "duplicate special token '<s>'");
+                  "duplicate token '<s>'");
   EXPECT_CONTAINS(load_error("97 97 256\n", meta(259, R"({"<s>": 257, "<t>": 257})")), "share id 257");
-  EXPECT_CONTAINS(load_error("97 97 256\n", meta(258, R"({"<s>": 300})")), "has id 300, expected 257");
+  EXPECT_CONTAINS(load_error("97 97 256\n", meta(258, R"({"<s>": 256})")), ":1: new id 256 is already used");
+  EXPECT_CONTAINS(load_error("97 97 256\n", meta(258, R"({"<s>": 97})")), "reuses id 97");
   EXPECT_CONTAINS(load_error("97 97 256\n", meta(999)), "vocab_size 999 disagrees");
   EXPECT_CONTAINS(load_error("", R"({"type": "char", "pattern": "gpt2", "vocab_size": 256, "specials": {}})"),
                   "\"type\" is \"char\"");
   EXPECT_CONTAINS(load_error("", R"({"type": "byte_bpe", "pattern": "x", "vocab_size": 256, "specials": {}})"),
                   "unknown pre-split pattern 'x'");
   EXPECT_STARTS_WITH(error_of<std::runtime_error>([&] { ByteBPE::load(path("missing")); }),
-                     path("missing") + "/merges.txt: cannot open");
+                     path("missing") + "/tokenizer.json: cannot open");
   // The good case of the same helpers loads.
   EXPECT_EQ(ByteBPE::load(save_with("97 97 256\n", meta(258, R"({"<s>": 257})"))).vocab_size(), 258);
 }
