@@ -31,6 +31,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace attnzoo::tokenizers {
 
 // Which special tokens encode() recognises in ordinary text.
@@ -116,6 +118,12 @@ class ByteBPE {
   // unknown parent id or a reused id, and "FILE: ..." for bad JSON, an unknown pattern, a duplicate
   // special token or id, or a vocab_size that disagrees with the files.
   static ByteBPE load(const std::string& dir);
+
+  // The whole tokenizer as one JSON value (what save() writes, with the merges or ranks inline), for
+  // embedding in a dataset's meta.json or a checkpoint's state.json; from_json() throws
+  // std::invalid_argument naming what is wrong.
+  nlohmann::json to_json() const;
+  static ByteBPE from_json(const nlohmann::json& j);
 
   // One more than the largest id (published vocabularies may leave ids unused, as cl100k does).
   int vocab_size() const { return static_cast<int>(vocab_.size()); }

@@ -387,14 +387,47 @@ ByteBPE ByteBPE::load_tiktoken(const std::string& file) {
   return built_from(file, [&] { return from_ranks(known->pattern, tokens, known->specials); });
 }
 
+namespace {
+
+// The fields of tokenizer.json shared by save() and to_json().
+json metadata(const ByteBPE& bpe) {
+  json specials = json::object();
+  for (const auto& [token, id] : bpe.specials()) specials[token] = id;
+  json meta = {{"type", "byte_bpe"},
+               {"mode", bpe.ranks_mode() ? "ranks" : "merges"},
+               {"pattern", bpe.pattern()},
+               {"vocab_size", bpe.vocab_size()},
+               {"specials", specials}};
+  std::vector<int> byte_ids(256);
+  bool identity = true;
+  for (int b = 0; b < 256; ++b) {
+    byte_ids[static_cast<std::size_t>(b)] = bpe.byte_id(static_cast<unsigned char>(b));
+    identity = identity && byte_ids[static_cast<std::size_t>(b)] == b;
+  }
+  if (!bpe.ranks_mode() && !identity) meta["byte_ids"] = byte_ids;
+  return meta;
+}
+
+// (bytes, rank) of every ordinary token, by rank.
+std::vector<std::pair<int, std::string>> ranked_tokens(const ByteBPE& bpe) {
+  std::vector<std::pair<int, std::string>> out;
+  for (int id = 0; id < bpe.vocab_size(); ++id) {
+    if (!bpe.has_id(id)) continue;
+    const std::string& bytes = bpe.token_bytes(id);
+    const auto it = bpe.specials().find(bytes);
+    if (it != bpe.specials().end() && it->second == id) continue;
+    out.emplace_back(id, bytes);
+  }
+  return out;
+}
+
+}  // namespace
+
 void ByteBPE::save(const std::string& dir) const {
   fs::create_directories(dir);
   std::string body;
   if (ranks_mode_) {
-    std::vector<std::pair<int, std::string>> by_rank;
-    for (const auto& [bytes, rank] : whole_) by_rank.emplace_back(rank, bytes);
-    std::sort(by_rank.begin(), by_rank.end());
-    for (const auto& [rank, bytes] : by_rank) body += base64_encode(bytes) + ' ' + std::to_string(rank) + '\n';
+    for (const auto& [rank, bytes] : ranked_tokens(*this)) body += base64_encode(bytes) + ' ' + std::to_string(rank) + '\n';
     write_file((fs::path(dir) / "ranks.txt").string(), body);
   } else {
     for (std::size_t k = 0; k < merges_.size(); ++k)
@@ -402,17 +435,58 @@ void ByteBPE::save(const std::string& dir) const {
               std::to_string(merge_ids_[k]) + '\n';
     write_file((fs::path(dir) / "merges.txt").string(), body);
   }
-  json specials = json::object();
-  for (const auto& [token, id] : specials_) specials[token] = id;
-  json meta = {{"type", "byte_bpe"},
-               {"mode", ranks_mode_ ? "ranks" : "merges"},
-               {"pattern", pattern_},
-               {"vocab_size", vocab_size()},
-               {"specials", specials}};
-  bool identity = true;
-  for (int b = 0; b < 256; ++b) identity = identity && byte_ids_[static_cast<std::size_t>(b)] == b;
-  if (!ranks_mode_ && !identity) meta["byte_ids"] = byte_ids_;
-  write_file((fs::path(dir) / "tokenizer.json").string(), meta.dump(2) + "\n");
+  write_file((fs::path(dir) / "tokenizer.json").string(), metadata(*this).dump(2) + "\n");
+}
+
+json ByteBPE::to_json() const {
+  json j = metadata(*this);
+  if (ranks_mode_) {
+    json tokens = json::array();
+    for (const auto& [rank, bytes] : ranked_tokens(*this)) tokens.push_back({base64_encode(bytes), rank});
+    j["ranks"] = std::move(tokens);
+  } else {
+    json merges = json::array();
+    for (std::size_t k = 0; k < merges_.size(); ++k) merges.push_back({merges_[k].first, merges_[k].second, merge_ids_[k]});
+    j["merges"] = std::move(merges);
+  }
+  return j;
+}
+
+ByteBPE ByteBPE::from_json(const json& j) {
+  const auto bad = [](const std::string& what) { return std::invalid_argument("byte BPE tokenizer JSON: " + what); };
+  if (!j.is_object() || j.value("type", "") != "byte_bpe") throw bad("expected an object with \"type\": \"byte_bpe\"");
+  if (!j.contains("pattern") || !j["pattern"].is_string()) throw bad("\"pattern\" must be a string");
+  const std::string pattern = j["pattern"].get<std::string>();
+  std::map<std::string, int> specials;
+  try {
+    specials = parse_specials("byte BPE tokenizer JSON", j.value("specials", json::object()));
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+  try {
+    if (j.value("mode", "merges") == "ranks") {
+      std::vector<std::pair<std::string, int>> tokens;
+      std::string bytes;
+      for (const auto& t : j.at("ranks")) {
+        if (!t.is_array() || t.size() != 2 || !t[0].is_string() || !t[1].is_number_integer() ||
+            !base64_decode(t[0].get<std::string>(), bytes))
+          throw bad("\"ranks\" entries must be [base64, rank], got " + t.dump().substr(0, 60));
+        tokens.emplace_back(bytes, t[1].get<int>());
+      }
+      return from_ranks(pattern, tokens, specials);
+    }
+    std::vector<int> byte_ids(256);
+    for (int b = 0; b < 256; ++b) byte_ids[static_cast<std::size_t>(b)] = b;
+    if (j.contains("byte_ids")) byte_ids = j["byte_ids"].get<std::vector<int>>();
+    std::vector<Merge> merges;
+    for (const auto& m : j.at("merges")) {
+      if (!m.is_array() || m.size() != 3) throw bad("\"merges\" entries must be [A, B, ID], got " + m.dump().substr(0, 60));
+      merges.push_back({m[0].get<int>(), m[1].get<int>(), m[2].get<int>()});
+    }
+    return from_merges(pattern, byte_ids, merges, specials);
+  } catch (const json::exception& e) {
+    throw bad(e.what());
+  }
 }
 
 ByteBPE ByteBPE::load(const std::string& dir) {

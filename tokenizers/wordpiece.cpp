@@ -766,6 +766,27 @@ void WordPiece::save(const std::string& dir) const {
   write_file((fs::path(dir) / "tokenizer.json").string(), j.dump(2) + "\n");
 }
 
+nlohmann::json WordPiece::to_json() const {
+  nlohmann::json j = {{"type", "wordpiece"}, {"vocab_size", vocab_size()}};
+  j.update(options_to_json(options_));
+  j["vocab"] = vocab_;
+  return j;
+}
+
+WordPiece WordPiece::from_json(const nlohmann::json& j) {
+  const std::string what = "WordPiece tokenizer JSON";
+  if (!j.is_object() || j.value("type", "") != "wordpiece")
+    throw std::invalid_argument(what + ": expected an object with \"type\": \"wordpiece\"");
+  if (!j.contains("vocab") || !j["vocab"].is_array()) throw std::invalid_argument(what + ": \"vocab\" must be an array");
+  try {
+    return WordPiece(j["vocab"].get<std::vector<std::string>>(), options_from_json(j, what));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(what + ": " + e.what());
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+}
+
 // ---- Training ------------------------------------------------------------------------------
 
 namespace {
@@ -777,7 +798,7 @@ struct Candidate {
   int64_t count;
   uint64_t pair;
   // Max-heap order: the higher count first, then the smaller pair (HF's BpeTrainer Merge order).
-  bool operator<(const Candidate& o) const { return count != o.count ? count < o.count : pair > o.pair; }
+  bool operator<(const Candidate& o) const { return count != o.count ? count < o.count : pair < o.pair; }
 };
 
 }  // namespace

@@ -26,6 +26,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace attnzoo::tokenizers {
 
 // Defaults are bert-base-uncased's.
@@ -73,6 +75,10 @@ class WordPiece {
   static WordPiece load(const std::string& path);
   // Writes DIR/vocab.txt and DIR/tokenizer.json (DIR is created if missing).
   void save(const std::string& dir) const;
+  // The options and the vocabulary as one JSON value, for embedding in a dataset's meta.json or a
+  // checkpoint; from_json() throws std::invalid_argument naming what is wrong.
+  nlohmann::json to_json() const;
+  static WordPiece from_json(const nlohmann::json& j);
 
   // Builds a vocabulary of exactly `vocab_size` tokens (fewer only when every word of the corpus
   // has become one token) as HF's WordPieceTrainer does: the words of the basic tokenizer

@@ -5,13 +5,11 @@
 #   usage: gpt_train_e2e.sh PATH/TO/gpt-train
 set -uo pipefail
 GPT=$(readlink -f "$1")
+HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
+source "$HERE/e2e_lib.sh"
 WORK=$(mktemp -d /tmp/gpt-e2e.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-failures=0
-pass() { echo "ok   $1"; }
-fail() { echo "FAIL $1"; failures=$((failures + 1)); }
-check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
 
 # A small corpus made here: ~40 KB of varied lines.
 for i in $(seq 1 600); do
@@ -21,18 +19,6 @@ done > corpus.txt
 MODEL=(--n-layer 2 --n-head 2 --n-embd 32 --block-size 32 --batch-size 4 --eval-iters 2 --threads 2 --seed 7)
 TINY=("${MODEL[@]}" --grad-accum 2 --eval-interval 5 --checkpoint-interval 5 --lr 3e-3 --min-lr 3e-4 --warmup-iters 2 --lr-decay-iters 20 --dropout 0.1)
 
-# Runs a command that must fail: non-zero exit, exactly one line on stderr that mentions $2.
-expect_error() {
-  local name=$1 needle=$2; shift 2
-  "$@" > out.txt 2> err.txt
-  local rc=$?
-  if [ $rc -ne 0 ] && [ "$(wc -l < err.txt)" -eq 1 ] && grep -qF -- "$needle" err.txt; then
-    pass "$name"
-  else
-    fail "$name (rc=$rc, stderr: $(head -c 400 err.txt))"
-  fi
-}
-tree_sum() { find "$1" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum; }
 train_losses() { grep '"split":"train"' "$1/metrics.jsonl" | sed -E 's/.*"loss":([^,]*),.*"step":([0-9]+).*/\2 \1/' | sort -n; }
 
 # --- prepare
