@@ -798,7 +798,7 @@ struct Candidate {
   int64_t count;
   uint64_t pair;
   // Max-heap order: the higher count first, then the smaller pair (HF's BpeTrainer Merge order).
-  bool operator<(const Candidate& o) const { return count != o.count ? count < o.count : pair < o.pair; }
+  bool operator<(const Candidate& o) const { return count != o.count ? count < o.count : pair > o.pair; }
 };
 
 }  // namespace
