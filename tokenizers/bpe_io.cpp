@@ -421,139 +421,78 @@ std::vector<std::pair<int, std::string>> ranked_tokens(const ByteBPE& bpe) {
   return out;
 }
 
-}  // namespace
-
-void ByteBPE::save(const std::string& dir) const {
-  fs::create_directories(dir);
+// The body of the saved format: merges.txt ("A B ID" lines) or ranks.txt ("BASE64 RANK" lines).
+std::string body_text(const ByteBPE& bpe) {
   std::string body;
-  if (ranks_mode_) {
-    for (const auto& [rank, bytes] : ranked_tokens(*this)) body += base64_encode(bytes) + ' ' + std::to_string(rank) + '\n';
-    write_file((fs::path(dir) / "ranks.txt").string(), body);
+  if (bpe.ranks_mode()) {
+    for (const auto& [rank, bytes] : ranked_tokens(bpe)) body += base64_encode(bytes) + ' ' + std::to_string(rank) + '\n';
   } else {
-    for (std::size_t k = 0; k < merges_.size(); ++k)
-      body += std::to_string(merges_[k].first) + ' ' + std::to_string(merges_[k].second) + ' ' +
-              std::to_string(merge_ids_[k]) + '\n';
-    write_file((fs::path(dir) / "merges.txt").string(), body);
+    const auto& merges = bpe.merges();
+    for (std::size_t k = 0; k < merges.size(); ++k)
+      body += std::to_string(merges[k].first) + ' ' + std::to_string(merges[k].second) + ' ' +
+              std::to_string(bpe.merge_ids()[k]) + '\n';
   }
-  write_file((fs::path(dir) / "tokenizer.json").string(), metadata(*this).dump(2) + "\n");
+  return body;
 }
 
-json ByteBPE::to_json() const {
-  json j = metadata(*this);
-  if (ranks_mode_) {
-    json tokens = json::array();
-    for (const auto& [rank, bytes] : ranked_tokens(*this)) tokens.push_back({base64_encode(bytes), rank});
-    j["ranks"] = std::move(tokens);
-  } else {
-    json merges = json::array();
-    for (std::size_t k = 0; k < merges_.size(); ++k) merges.push_back({merges_[k].first, merges_[k].second, merge_ids_[k]});
-    j["merges"] = std::move(merges);
-  }
-  return j;
-}
-
-ByteBPE ByteBPE::from_json(const json& j) {
-  const auto bad = [](const std::string& what) { return std::invalid_argument("byte BPE tokenizer JSON: " + what); };
-  if (!j.is_object() || j.value("type", "") != "byte_bpe") throw bad("expected an object with \"type\": \"byte_bpe\"");
-  if (!j.contains("pattern") || !j["pattern"].is_string()) throw bad("\"pattern\" must be a string");
-  const std::string pattern = j["pattern"].get<std::string>();
-  std::map<std::string, int> specials;
-  try {
-    specials = parse_specials("byte BPE tokenizer JSON", j.value("specials", json::object()));
-  } catch (const std::runtime_error& e) {
-    throw std::invalid_argument(e.what());
-  }
-  try {
-    if (j.value("mode", "merges") == "ranks") {
-      std::vector<std::pair<std::string, int>> tokens;
-      std::string bytes;
-      for (const auto& t : j.at("ranks")) {
-        if (!t.is_array() || t.size() != 2 || !t[0].is_string() || !t[1].is_number_integer() ||
-            !base64_decode(t[0].get<std::string>(), bytes))
-          throw bad("\"ranks\" entries must be [base64, rank], got " + t.dump().substr(0, 60));
-        tokens.emplace_back(bytes, t[1].get<int>());
-      }
-      return from_ranks(pattern, tokens, specials);
-    }
-    std::vector<int> byte_ids(256);
-    for (int b = 0; b < 256; ++b) byte_ids[static_cast<std::size_t>(b)] = b;
-    if (j.contains("byte_ids")) byte_ids = j["byte_ids"].get<std::vector<int>>();
-    std::vector<Merge> merges;
-    for (const auto& m : j.at("merges")) {
-      if (!m.is_array() || m.size() != 3) throw bad("\"merges\" entries must be [A, B, ID], got " + m.dump().substr(0, 60));
-      merges.push_back({m[0].get<int>(), m[1].get<int>(), m[2].get<int>()});
-    }
-    return from_merges(pattern, byte_ids, merges, specials);
-  } catch (const json::exception& e) {
-    throw bad(e.what());
-  }
-}
-
-ByteBPE ByteBPE::load(const std::string& dir) {
-  const std::string meta_path = (fs::path(dir) / "tokenizer.json").string();
-  if (!fs::exists(meta_path))
-    throw std::runtime_error(meta_path + ": cannot open (expected a tokenizer saved by attnzoo: tokenizer.json + merges.txt or ranks.txt)");
-  const json meta = parse_json(meta_path, read_file(meta_path), 2, "specials");
+// A tokenizer from its metadata (tokenizer.json's fields) and body text, as save() writes them and
+// to_json() embeds them. Errors are std::runtime_error naming META_LABEL or BODY_LABEL:LINE.
+ByteBPE from_saved(const json& meta, const std::string& meta_label, std::string_view body,
+                   const std::string& body_label) {
   const auto field = [&](const char* name) -> const json& {
-    if (!meta.is_object() || !meta.contains(name)) throw std::runtime_error(meta_path + ": missing field \"" + name + "\"");
+    if (!meta.is_object() || !meta.contains(name)) throw std::runtime_error(meta_label + ": missing field \"" + name + "\"");
     return meta.at(name);
   };
   if (field("type") != "byte_bpe")
-    throw std::runtime_error(meta_path + ": \"type\" is " + field("type").dump() + ", expected \"byte_bpe\"");
-  if (!field("pattern").is_string()) throw std::runtime_error(meta_path + ": \"pattern\" must be a string");
-  if (!field("vocab_size").is_number_integer()) throw std::runtime_error(meta_path + ": \"vocab_size\" must be an integer");
+    throw std::runtime_error(meta_label + ": \"type\" is " + field("type").dump() + ", expected \"byte_bpe\"");
+  if (!field("pattern").is_string()) throw std::runtime_error(meta_label + ": \"pattern\" must be a string");
+  if (!field("vocab_size").is_number_integer()) throw std::runtime_error(meta_label + ": \"vocab_size\" must be an integer");
   const std::string mode = meta.value("mode", std::string("merges"));
   if (mode != "merges" && mode != "ranks")
-    throw std::runtime_error(meta_path + ": \"mode\" is \"" + mode + "\", expected \"merges\" or \"ranks\"");
+    throw std::runtime_error(meta_label + ": \"mode\" is \"" + mode + "\", expected \"merges\" or \"ranks\"");
   const std::string pattern = field("pattern").get<std::string>();
   try {
-    (void)pattern_regex(pattern);
+    (void)ByteBPE::pattern_regex(pattern);
   } catch (const std::invalid_argument& e) {
-    throw std::runtime_error(meta_path + ": " + e.what());
+    throw std::runtime_error(meta_label + ": " + e.what());
   }
-  std::map<std::string, int> specials = parse_specials(meta_path, field("specials"));
-  {
-    std::map<int, std::string> by_id;
-    for (const auto& [token, id] : specials)
-      if (!by_id.emplace(id, token).second)
-        throw std::runtime_error(meta_path + ": special tokens '" + by_id[id] + "' and '" + token + "' share id " +
-                                 std::to_string(id));
-  }
+  const std::map<std::string, int> specials = parse_specials(meta_label, field("specials"));
+  std::map<int, std::string> special_ids;
+  for (const auto& [token, id] : specials)
+    if (!special_ids.emplace(id, token).second)
+      throw std::runtime_error(meta_label + ": special tokens '" + special_ids[id] + "' and '" + token + "' share id " +
+                               std::to_string(id));
 
   std::optional<ByteBPE> bpe;
   if (mode == "ranks") {
-    const std::string ranks_path = (fs::path(dir) / "ranks.txt").string();
-    const auto tokens = parse_ranks(ranks_path, read_file(ranks_path));
-    bpe.emplace(built_from(ranks_path, [&] { return from_ranks(pattern, tokens, specials); }));
+    const auto tokens = parse_ranks(body_label, body);
+    bpe.emplace(built_from(body_label, [&] { return ByteBPE::from_ranks(pattern, tokens, specials); }));
   } else {
     std::vector<int> byte_ids(256);
     for (int b = 0; b < 256; ++b) byte_ids[static_cast<std::size_t>(b)] = b;
     if (meta.contains("byte_ids")) {
       const auto& ids = meta["byte_ids"];
       if (!ids.is_array() || ids.size() != 256)
-        throw std::runtime_error(meta_path + ": \"byte_ids\" must be an array of 256 ids");
+        throw std::runtime_error(meta_label + ": \"byte_ids\" must be an array of 256 ids");
       for (int b = 0; b < 256; ++b) {
         if (!ids[static_cast<std::size_t>(b)].is_number_integer())
-          throw std::runtime_error(meta_path + ": \"byte_ids\"[" + std::to_string(b) + "] is not an integer");
+          throw std::runtime_error(meta_label + ": \"byte_ids\"[" + std::to_string(b) + "] is not an integer");
         byte_ids[static_cast<std::size_t>(b)] = ids[static_cast<std::size_t>(b)].get<int>();
       }
     }
-    const std::string merges_path = (fs::path(dir) / "merges.txt").string();
-    const std::string text = read_file(merges_path);
-    const auto lines = split_lines(text);
     std::unordered_set<int> defined(byte_ids.begin(), byte_ids.end());
-    if (defined.size() != 256) throw std::runtime_error(meta_path + ": \"byte_ids\" repeats an id");
-    std::unordered_set<int> special_ids;
-    for (const auto& [token, id] : specials) special_ids.insert(id);
+    if (defined.size() != 256) throw std::runtime_error(meta_label + ": \"byte_ids\" repeats an id");
     std::unordered_set<uint64_t> seen;
-    std::vector<Merge> merges;
+    std::vector<ByteBPE::Merge> merges;
+    const auto lines = split_lines(body);
     for (std::size_t n = 0; n < lines.size(); ++n) {
-      const auto where = merges_path + ":" + std::to_string(n + 1) + ": ";
+      const auto where = body_label + ":" + std::to_string(n + 1) + ": ";
       const auto fields = split_fields(lines[n]);
       int v[3] = {0, 0, 0};
       bool ok = fields.size() == 3;
       for (std::size_t i = 0; ok && i < 3; ++i) ok = parse_int(fields[i], v[i]);
-      if (!ok) throw std::runtime_error(where + "expected three integers 'A B ID', got '" + printable(lines[n].substr(0, 80)) + "'");
+      if (!ok)
+        throw std::runtime_error(where + "expected three integers 'A B ID', got '" + printable(lines[n].substr(0, 80)) + "'");
       for (int i = 0; i < 2; ++i)
         if (!defined.count(v[i]))
           throw std::runtime_error(where + "merge references unknown id " + std::to_string(v[i]) +
@@ -564,13 +503,49 @@ ByteBPE ByteBPE::load(const std::string& dir) {
         throw std::runtime_error(where + "duplicate merge " + std::to_string(v[0]) + " " + std::to_string(v[1]));
       merges.push_back({v[0], v[1], v[2]});
     }
-    bpe.emplace(built_from(merges_path, [&] { return from_merges(pattern, byte_ids, merges, specials); }));
+    bpe.emplace(built_from(body_label, [&] { return ByteBPE::from_merges(pattern, byte_ids, merges, specials); }));
   }
   const int declared = field("vocab_size").get<int>();
   if (declared != bpe->vocab_size())
-    throw std::runtime_error(meta_path + ": vocab_size " + std::to_string(declared) + " disagrees with the files (" +
-                             std::to_string(bpe->vocab_size()) + ")");
+    throw std::runtime_error(meta_label + ": vocab_size " + std::to_string(declared) + " disagrees with the " +
+                             (mode == "ranks" ? "ranks" : "merges") + " (" + std::to_string(bpe->vocab_size()) + ")");
   return std::move(*bpe);
+}
+
+}  // namespace
+
+void ByteBPE::save(const std::string& dir) const {
+  fs::create_directories(dir);
+  write_file((fs::path(dir) / (ranks_mode_ ? "ranks.txt" : "merges.txt")).string(), body_text(*this));
+  write_file((fs::path(dir) / "tokenizer.json").string(), metadata(*this).dump(2) + "\n");
+}
+
+json ByteBPE::to_json() const {
+  json j = metadata(*this);
+  j[ranks_mode_ ? "ranks" : "merges"] = body_text(*this);
+  return j;
+}
+
+ByteBPE ByteBPE::from_json(const json& j) {
+  const std::string label = "byte BPE tokenizer JSON";
+  const char* body = j.is_object() && j.value("mode", "merges") == "ranks" ? "ranks" : "merges";
+  if (!j.is_object() || !j.contains(body) || !j[body].is_string())
+    throw std::invalid_argument(label + ": missing \"" + body + "\" (the text of " + body + ".txt)");
+  try {
+    return from_saved(j, label, j[body].get<std::string>(), label + " (" + body + ")");
+  } catch (const std::runtime_error& e) {
+    throw std::invalid_argument(e.what());
+  }
+}
+
+ByteBPE ByteBPE::load(const std::string& dir) {
+  const std::string meta_path = (fs::path(dir) / "tokenizer.json").string();
+  if (!fs::exists(meta_path))
+    throw std::runtime_error(meta_path + ": cannot open (expected a tokenizer saved by attnzoo: tokenizer.json + merges.txt or ranks.txt)");
+  const json meta = parse_json(meta_path, read_file(meta_path), 2, "specials");
+  const bool ranks = meta.is_object() && meta.value("mode", "merges") == "ranks";
+  const std::string body_path = (fs::path(dir) / (ranks ? "ranks.txt" : "merges.txt")).string();
+  return from_saved(meta, meta_path, read_file(body_path), body_path);
 }
 
 }  // namespace attnzoo::tokenizers

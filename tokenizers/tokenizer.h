@@ -22,6 +22,7 @@ namespace attnzoo::tokenizers {
 
 class Tokenizer {
  public:
+  Tokenizer() = default;  // an empty character tokenizer
   Tokenizer(CharTokenizer t) : impl_(std::move(t)) {}
   Tokenizer(ByteBPE t) : impl_(std::move(t)) {}
   Tokenizer(WordPiece t) : impl_(std::move(t)) {}

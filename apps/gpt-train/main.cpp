@@ -27,7 +27,8 @@ using namespace attnzoo;
 namespace {
 
 struct PrepareArgs {
-  std::string input, out, tokenizer = "char";
+  std::string input, out, tokenizer = "char", pattern = "gpt2", gpt2_dir = "data/gpt2";
+  int vocab_size = 4096;
   double val_fraction = 0.1;
 };
 
@@ -55,29 +56,68 @@ struct EvalArgs {
   bool json = false;
 };
 
+// The tokenizer of `prepare`: char and bpe are trained on the corpus, gpt2 is GPT-2's own
+// vocabulary, anything else a tokenizer SPEC (saved DIR, gpt2:DIR, tiktoken:FILE).
+tokenizers::Tokenizer prepare_tokenizer(const PrepareArgs& a, const std::string& text) {
+  if (a.tokenizer == "char") {
+    if (auto bad = tokenizers::utf8_invalid_offset(text); bad != std::string::npos)
+      throw std::runtime_error(a.input + ": invalid UTF-8 at byte " + std::to_string(bad) +
+                               " (the char tokenizer needs UTF-8 text; --tokenizer bpe takes any bytes)");
+    return tokenizers::CharTokenizer::train(text);
+  }
+  if (a.tokenizer == "bpe") {
+    try {
+      (void)tokenizers::ByteBPE::pattern_regex(a.pattern);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--pattern: ") + e.what());
+    }
+    if (a.vocab_size < 257 || a.vocab_size > 65536)
+      throw std::invalid_argument("--vocab-size must be in [257, 65536] for --tokenizer bpe (256 bytes + <|endoftext|> "
+                                  "at least; uint16 token files at most), got " + std::to_string(a.vocab_size));
+    return tokenizers::ByteBPE::train({text}, a.vocab_size, a.pattern, {"<|endoftext|>"});
+  }
+  std::string spec = a.tokenizer;
+  if (a.tokenizer == "gpt2") {
+    if (!fs::exists(fs::path(a.gpt2_dir) / "encoder.json") && !fs::exists(fs::path(a.gpt2_dir) / "vocab.json"))
+      throw std::runtime_error("--tokenizer gpt2: no encoder.json in " + a.gpt2_dir +
+                               " (run scripts/setup.sh data, or pass --gpt2-dir DIR)");
+    spec = "gpt2:" + a.gpt2_dir;
+  }
+  try {
+    return tokenizers::Tokenizer::open(spec);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument("--tokenizer: " + std::string(e.what()) + " (or char, bpe, gpt2)");
+  }
+}
+
 void prepare(const PrepareArgs& a) {
-  if (a.tokenizer != "char") throw std::invalid_argument("--tokenizer: only 'char' is available, got '" + a.tokenizer + "'");
   if (!(a.val_fraction >= 0.0 && a.val_fraction < 1.0))
     throw std::invalid_argument("--val-fraction must be in [0, 1), got " + std::to_string(a.val_fraction));
   const std::string text = datasets::read_text_file(a.input);
   if (text.empty()) throw std::runtime_error(a.input + ": empty corpus");
-  if (auto bad = tokenizers::utf8_invalid_offset(text); bad != std::string::npos)
-    throw std::runtime_error(a.input + ": invalid UTF-8 at byte " + std::to_string(bad) + " (expected UTF-8 text)");
-  auto tok = tokenizers::CharTokenizer::train(text);
+  const auto tok = prepare_tokenizer(a, text);
   if (tok.vocab_size() > 65536)
-    throw std::runtime_error(a.input + ": " + std::to_string(tok.vocab_size()) +
-                             " distinct characters do not fit uint16 token ids (at most 65536)");
-  // nanoGPT splits the text (first 90 % train, last 10 % val), here at a character boundary.
-  const auto chars = tokenizers::utf8_chars(text);
-  const auto n_train = static_cast<size_t>(static_cast<double>(chars.size()) * (1.0 - a.val_fraction));
-  const auto ids = tok.encode(text);
-  std::vector<int64_t> train(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n_train));
-  std::vector<int64_t> val(ids.begin() + static_cast<std::ptrdiff_t>(n_train), ids.end());
+    throw std::runtime_error(a.input + ": the tokenizer has " + std::to_string(tok.vocab_size()) +
+                             " tokens, which do not fit uint16 token ids (at most 65536)");
+  if (tok.wordpiece()) throw std::invalid_argument("--tokenizer: WordPiece is BERT's tokenizer; a GPT needs char, bpe or gpt2");
+  // nanoGPT splits the text (first 90 % train, last 10 % val) and encodes the parts separately;
+  // here at a character boundary (for invalid UTF-8, at a byte).
+  std::size_t cut = static_cast<std::size_t>(static_cast<double>(text.size()) * (1.0 - a.val_fraction));
+  if (tok.chars()) {
+    const auto chars = tokenizers::utf8_chars(text);
+    const auto n_train = static_cast<size_t>(static_cast<double>(chars.size()) * (1.0 - a.val_fraction));
+    cut = 0;
+    for (std::size_t i = 0; i < n_train; ++i) cut += chars[i].size();
+  } else {
+    while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  }
+  const auto train = tok.encode(std::string_view(text).substr(0, cut));
+  const auto val = tok.encode(std::string_view(text).substr(cut));
   nlohmann::json meta = {{"vocab_size", tok.vocab_size()}, {"tokenizer", tok.to_json()}, {"source", a.input},
                          {"train_tokens", train.size()}, {"val_tokens", val.size()}};
   datasets::write_token_dataset(a.out, train, val, meta);
-  std::cout << "prepared " << a.out << ": vocab " << tok.vocab_size() << ", train " << train.size() << " tokens, val "
-            << val.size() << " tokens" << std::endl;
+  std::cout << "prepared " << a.out << ": " << tok.type() << " tokenizer, vocab " << tok.vocab_size() << ", train "
+            << train.size() << " tokens, val " << val.size() << " tokens" << std::endl;
 }
 
 // Flags override the config file, which overrides the defaults (or, with --resume, the checkpoint).
@@ -129,7 +169,10 @@ int train(const TrainArgs& a) {
       throw std::invalid_argument(meta_path + ": its tokenizer differs from the one of " +
                                   previous->checkpoint.string());
   } else {
+    // A BPE vocabulary is padded to a multiple of 64, as nanoGPT pads GPT-2's 50257 to 50304:
+    // faster matmuls; sampling never draws the padding (see GenerateOptions::vocab_limit).
     cfg.model.vocab_size = data.vocab_size();
+    if (tokenizer.bpe()) cfg.model.vocab_size = (cfg.model.vocab_size + 63) / 64 * 64;
   }
   cfg.model.validate();
   cfg.train.validate();
@@ -170,7 +213,7 @@ int train(const TrainArgs& a) {
   return 0;
 }
 
-std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::CharTokenizer& tok) {
+std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::Tokenizer& tok) {
   if (!a.prompt.empty() && !a.prompt_file.empty())
     throw std::invalid_argument("--prompt and --prompt-file exclude each other");
   std::string text = a.prompt, source = "--prompt";
@@ -179,8 +222,12 @@ std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::CharToken
     source = a.prompt_file;
   }
   if (text.empty()) {
-    // nanoGPT starts from "\n"; a vocabulary without it starts from token 0.
-    return {tok.covers("\n") ? tok.encode("\n")[0] : 0};
+    // GPT-2 starts from <|endoftext|>, nanoGPT's char models from "\n"; a vocabulary without
+    // either starts from token 0.
+    for (const auto& [token, id] : tok.special_tokens())
+      if (token == "<|endoftext|>") return {id};
+    if (const auto* chars = tok.chars()) return {chars->covers("\n") ? chars->encode("\n")[0] : 0};
+    return tok.encode("\n");
   }
   try {
     return tok.encode(text);
@@ -198,7 +245,8 @@ void sample(const SampleArgs& a) {
   if (a.top_p <= 0.0 || a.top_p > 1.0) throw std::invalid_argument("--top-p must be in (0, 1]");
   auto ids = prompt_ids(a, run.tokenizer);
   auto prompt = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
-  models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p}, !a.no_cache};
+  models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p}, !a.no_cache,
+                              run.tokenizer.vocab_size()};
   torch::Generator gen = at::detail::createCPUGenerator(a.seed);
   if (device.is_cuda()) {
     gen = at::globalContext().defaultGenerator(device);
@@ -215,7 +263,11 @@ void sample(const SampleArgs& a) {
     if (a.json) samples.push_back(run.tokenizer.decode(v));
     else std::cout << "\n---------------" << std::endl;
   }
-  if (a.json) std::cout << nlohmann::json{{"checkpoint", run.checkpoint.string()}, {"samples", samples}}.dump() << std::endl;
+  // A sample may end inside a UTF-8 character (byte-level tokens): such bytes print as U+FFFD.
+  if (a.json)
+    std::cout << nlohmann::json{{"checkpoint", run.checkpoint.string()}, {"samples", samples}}.dump(
+                     -1, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
 }
 
 void eval(const EvalArgs& a) {
@@ -262,7 +314,14 @@ int main(int argc, char** argv) {
   auto* prep = app.add_subcommand("prepare", "Tokenize a text file into DIR/train.bin, val.bin and meta.json");
   prep->add_option("--input", pa.input, "UTF-8 text file")->required();
   prep->add_option("--out", pa.out, "Output data directory")->required();
-  prep->add_option("--tokenizer", pa.tokenizer, "Tokenizer: char")->capture_default_str();
+  prep->add_option("--tokenizer", pa.tokenizer,
+                   "char (nanoGPT's shakespeare_char), bpe (byte-level BPE trained on --input), gpt2 (GPT-2's "
+                   "vocabulary from --gpt2-dir), or a tokenizer SPEC: saved DIR, gpt2:DIR, tiktoken:FILE")
+      ->capture_default_str();
+  prep->add_option("--vocab-size", pa.vocab_size, "--tokenizer bpe: tokens, <|endoftext|> included")->capture_default_str();
+  prep->add_option("--pattern", pa.pattern, "--tokenizer bpe: pre-split gpt2, cl100k, o200k or none")->capture_default_str();
+  prep->add_option("--gpt2-dir", pa.gpt2_dir, "--tokenizer gpt2: directory with encoder.json + vocab.bpe")
+      ->capture_default_str();
   prep->add_option("--val-fraction", pa.val_fraction, "Fraction of the text (its end) kept for validation")
       ->capture_default_str();
 

@@ -57,9 +57,9 @@ nlohmann::json read_json_file(const std::string& path) {
   }
 }
 
-tokenizers::CharTokenizer load_tokenizer(const nlohmann::json& j, const std::string& source) {
+tokenizers::Tokenizer load_tokenizer(const nlohmann::json& j, const std::string& source) {
   try {
-    return tokenizers::CharTokenizer::from_json(j);
+    return tokenizers::Tokenizer::from_json(j);
   } catch (const std::exception& e) {
     throw std::runtime_error(source + ": " + e.what());
   }

@@ -11,7 +11,7 @@
 
 #include "engine/train_config.h"
 #include "models/gpt/gpt.h"
-#include "tokenizers/char_tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace attnzoo::apps {
 
@@ -32,15 +32,15 @@ void apply_json(GptRunConfig& cfg, const nlohmann::json& j, const std::string& s
 // Reads a --config file: throws std::runtime_error "FILE: ..." on a missing file or malformed JSON.
 nlohmann::json read_json_file(const std::string& path);
 
-// The tokenizer a dataset or checkpoint was made with (only char for now); throws naming `source`.
-tokenizers::CharTokenizer load_tokenizer(const nlohmann::json& tokenizer_json, const std::string& source);
+// The tokenizer a dataset or checkpoint was made with (its JSON form); throws naming `source`.
+tokenizers::Tokenizer load_tokenizer(const nlohmann::json& tokenizer_json, const std::string& source);
 
 // A trained model loaded from RUN's checkpoint `which` (best | latest | step-N), in eval mode.
 struct LoadedRun {
   std::filesystem::path checkpoint;
   GptRunConfig config;
   models::GPT model = nullptr;
-  tokenizers::CharTokenizer tokenizer;
+  tokenizers::Tokenizer tokenizer;
   nlohmann::json tokenizer_json;
 };
 LoadedRun load_run(const std::filesystem::path& run, const std::string& which, torch::Device device);

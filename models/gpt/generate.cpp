@@ -26,7 +26,10 @@ torch::Tensor generate(GPT& model, const torch::Tensor& idx, const GenerateOptio
   refill();
   for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
     auto logits = model->forward(next_input, cache ? &*cache : nullptr);  // (B, t, V)
-    auto next = sample_next(logits.select(1, logits.size(1) - 1), opt.sampling, gen);  // (B, 1)
+    auto last = logits.select(1, logits.size(1) - 1);
+    if (opt.vocab_limit > 0 && opt.vocab_limit < last.size(-1))
+      last = last.slice(-1, 0, opt.vocab_limit);  // ids keep their value: the kept logits start at 0
+    auto next = sample_next(last, opt.sampling, gen);  // (B, 1)
     tokens = torch::cat({tokens, next}, 1);
     if (on_token) on_token(next);
     if (!opt.use_cache || cache->length >= block) {

@@ -17,6 +17,9 @@ struct GenerateOptions {
   int64_t max_new_tokens = 500;
   SamplingOptions sampling;
   bool use_cache = true;  // false recomputes the whole context per token (for tests and comparison)
+  // > 0: only ids below this are drawn (a vocabulary padded to a multiple of 64, as nanoGPT's
+  // 50304 for GPT-2's 50257, has logits no tokenizer can decode).
+  int64_t vocab_limit = 0;
 };
 
 // idx: (B, T0) prompt ids, T0 >= 1 -> (B, T0 + max_new_tokens). on_token (may be empty) receives

@@ -2,9 +2,10 @@
 # End-to-end test of gpt-train as a user runs it: prepare -> train -> checkpoint -> resume (same
 # losses as straight through) -> Ctrl-C -> sample -> eval, and the bad inputs of issue #2, each of
 # which must exit non-zero with a one-line error naming the file or flag and leave files untouched.
-#   usage: gpt_train_e2e.sh PATH/TO/gpt-train
+#   usage: gpt_train_e2e.sh PATH/TO/gpt-train [DATA_DIR]   (DATA_DIR: the repo's data/, for GPT-2's vocabulary)
 set -uo pipefail
 GPT=$(readlink -f "$1")
+DATA=$(readlink -f "${2:-data}")
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 source "$HERE/e2e_lib.sh"
 WORK=$(mktemp -d /tmp/gpt-e2e.XXXXXX)
@@ -140,6 +141,29 @@ check "full disk: previous checkpoint still loads" "$GPT" sample --run full --ch
 # A corpus whose vocabulary exceeds uint16: 70000 distinct code points.
 awk 'BEGIN { for (i = 0; i < 70000; i++) { c = 0x20000 + i; printf "%c%c%c%c", 240 + int(c / 262144), 128 + int(c / 4096) % 64, 128 + int(c / 64) % 64, 128 + c % 64 } }' LC_ALL=C > big.txt
 expect_error "vocabulary larger than uint16" "big.txt" "$GPT" prepare --input big.txt --out d4
+
+# --- byte-level BPE: trained on the corpus, or GPT-2's own vocabulary
+check "prepare --tokenizer bpe" "$GPT" prepare --input corpus.txt --out data_bpe --tokenizer bpe --vocab-size 400 > /dev/null
+check "bpe tokenizer in meta.json" grep -q '"type":"byte_bpe"' <(tr -d ' \n' < data_bpe/meta.json)
+check "train on bpe data" "$GPT" train --data data_bpe --out run_bpe "${MODEL[@]}" --max-iters 4 --eval-interval 4 > /dev/null
+check "bpe model vocabulary padded to a multiple of 64" grep -q '"vocab_size":448' <(tr -d ' \n' < run_bpe/checkpoints/best/config.json)
+"$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3 > bpe_sample.json
+check "sample from a bpe run" grep -q '"samples":\["<|endoftext|>' bpe_sample.json
+check "bpe sample is reproducible" cmp -s bpe_sample.json <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3)
+check "eval a bpe run" grep -q '"perplexity"' <("$GPT" eval --run run_bpe --data data_bpe --json)
+expect_error "eval on data of another tokenizer" "tokenized differently" "$GPT" eval --run run_bpe --data data
+expect_error "--vocab-size below the bytes" "--vocab-size" "$GPT" prepare --input corpus.txt --out d5 --tokenizer bpe --vocab-size 100
+expect_error "unknown --tokenizer" "--tokenizer" "$GPT" prepare --input corpus.txt --out d6 --tokenizer sentencepiece
+expect_error "--tokenizer gpt2 without the files" "--gpt2-dir" "$GPT" prepare --input corpus.txt --out d7 --tokenizer gpt2 --gpt2-dir nowhere
+if [ -s "$DATA/gpt2/vocab.bpe" ]; then
+  check "prepare --tokenizer gpt2" "$GPT" prepare --input corpus.txt --out data_gpt2 --tokenizer gpt2 --gpt2-dir "$DATA/gpt2" > /dev/null
+  check "gpt2 vocabulary size" grep -q '"vocab_size":50257' <(tr -d ' \n' < data_gpt2/meta.json)
+  # "line 1: the quick brown fox" in GPT-2 ids, the first tokens of train.bin (uint16 little-endian).
+  check "train.bin holds GPT-2 ids" test "$(od -An -tu2 -N12 data_gpt2/train.bin | tr -s ' ' | sed 's/^ //')" = "1370 352 25 262 2068 7586"
+  expect_error "wordpiece is not a GPT tokenizer" "WordPiece" "$GPT" prepare --input corpus.txt --out d8 --tokenizer "wordpiece:$DATA/bert-base-uncased/vocab.txt"
+else
+  fail "GPT-2 vocabulary missing in $DATA (run scripts/setup.sh data)"
+fi
 
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]

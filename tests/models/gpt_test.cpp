@@ -260,6 +260,21 @@ TEST(GPT, GenerateAtTemperatureOneDependsOnTheSeed) {
   EXPECT_FALSE(torch::equal(a, generate(model, prompt, opt, seeded(2))));
 }
 
+TEST(GPT, GenerateNeverDrawsIdsPastTheVocabLimit) {
+  // A padded vocabulary (as 50257 -> 50304): the padding ids have logits but no token.
+  torch::manual_seed(0);
+  GPT model(gpt_tiny());
+  const int64_t V = gpt_tiny().vocab_size, limit = V / 4;
+  const auto prompt = random_ids(1, 3, limit, 8);
+  GenerateOptions opt{.max_new_tokens = 200, .sampling = {.temperature = 2.0}};
+  const auto free_run = generate(model, prompt, opt, seeded(1));
+  EXPECT_GT(free_run.ge(limit).sum().item<int64_t>(), 0);  // without the limit, padding ids come up
+  opt.vocab_limit = limit;
+  const auto limited = generate(model, prompt, opt, seeded(1));
+  EXPECT_EQ(limited.ge(limit).sum().item<int64_t>(), 0);
+  EXPECT_EQ(limited.size(1), 203);
+}
+
 int64_t expected_parameters(const GPTConfig& c) {
   const int64_t C = c.n_embd, bias = c.bias ? 1 : 0;
   const int64_t per_layer = 2 * C + 2 * C * bias        // ln_1, ln_2

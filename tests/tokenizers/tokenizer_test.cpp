@@ -68,5 +68,7 @@ TEST_F(TokenizerSpec, EveryKindRoundTripsThroughJsonAndDisk) {
   EXPECT_FALSE(Tokenizer(CharTokenizer::train("ab")) == Tokenizer(CharTokenizer::train("abc")));
   EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "unigram"}}); }),
                   "unknown type 'unigram'");
-  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "byte_bpe"}}); }), "pattern");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "byte_bpe"}}); }), "missing \"merges\"");
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "byte_bpe"}, {"merges", ""}}); }),
+                  "missing field \"pattern\"");
 }
