@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -403,7 +404,16 @@ WordPieceOptions options_from_json(const nlohmann::json& j, const std::string& f
   }
   get("clean_text", o.clean_text);
   get("tokenize_chinese_chars", o.tokenize_chinese_chars);
-  get("max_input_chars_per_word", o.max_input_chars_per_word);
+  if (j.contains("max_input_chars_per_word")) {
+    // Range-checked here: converting an out-of-range JSON number to int is undefined behaviour.
+    const auto& v = j.at("max_input_chars_per_word");
+    const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= INT32_MAX
+                    : v.is_number_integer()  ? v.get<int64_t>() >= 1 && v.get<int64_t>() <= INT32_MAX
+                                             : false;
+    if (!ok)
+      throw std::runtime_error(file + ": \"max_input_chars_per_word\" must be an integer in [1, 2^31), got " + v.dump());
+    o.max_input_chars_per_word = v.get<int>();
+  }
   get("continuing_subword_prefix", o.continuing_subword_prefix);
   get("unk_token", o.unk_token);
   get("cls_token", o.cls_token);
@@ -418,8 +428,8 @@ void check_options(const WordPieceOptions& o) {
   if (o.max_input_chars_per_word < 1)
     throw std::invalid_argument("wordpiece: max_input_chars_per_word must be >= 1, got " +
                                 std::to_string(o.max_input_chars_per_word));
-  if (o.continuing_subword_prefix.empty())
-    throw std::invalid_argument("wordpiece: continuing_subword_prefix must not be empty");
+  if (o.continuing_subword_prefix.empty() || utf8_invalid_offset(o.continuing_subword_prefix) != std::string::npos)
+    throw std::invalid_argument("wordpiece: continuing_subword_prefix must be non-empty valid UTF-8");
   for (const auto* t : {&o.unk_token, &o.cls_token, &o.sep_token, &o.pad_token, &o.mask_token}) {
     if (t->empty()) throw std::invalid_argument("wordpiece: a special token option is empty");
     if (utf8_invalid_offset(*t) != std::string::npos)
@@ -726,17 +736,20 @@ WordPiece WordPiece::load(const std::string& path) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(json_file));
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number like 5e600
       throw std::runtime_error(json_file + ": invalid JSON: " + e.what());
     }
     if (!j.is_object()) throw std::runtime_error(json_file + ": expected a JSON object");
-    const std::string type = j.value("type", std::string());
+    const std::string type = j.contains("type") ? (j["type"].is_string() ? j["type"].get<std::string>() : j["type"].dump())
+                                                : std::string("(absent)");
     if (type != "wordpiece")
       throw std::runtime_error(json_file + ": \"type\" is '" + type + "', expected 'wordpiece'");
     options = options_from_json(j, json_file);
     if (j.contains("vocab_size")) {
-      if (!j["vocab_size"].is_number_integer()) throw std::runtime_error(json_file + ": \"vocab_size\" is not an integer");
-      vocab_size = j["vocab_size"].get<long long>();
+      const auto& v = j["vocab_size"];
+      if (!v.is_number_integer() || (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX : v.get<int64_t>() < 0))
+        throw std::runtime_error(json_file + ": \"vocab_size\" must be an integer in [0, 2^31), got " + v.dump());
+      vocab_size = v.get<long long>();
     }
     try {
       check_options(options);
