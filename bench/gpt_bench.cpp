@@ -44,8 +44,13 @@ BenchCase bench_case(const std::string& name) {
     m.block_size = 256;
     return {name, m, 2};
   }
+  if (name == "gpt2-1024") {  // nanoGPT's GPT-2 (124M) training setup per micro-batch: 12 x 1024 (for GPUs)
+    auto m = models::gpt2_small();
+    m.dropout = 0.0;
+    return {name, m, 12};
+  }
   throw std::invalid_argument("--configs: unknown config '" + name +
-                              "' (expected bench-4x256, shakespeare-char-cpu, shakespeare-char, gpt2)");
+                              "' (expected bench-4x256, shakespeare-char-cpu, shakespeare-char, gpt2, gpt2-1024)");
 }
 
 std::vector<std::string> split(const std::string& s) {
@@ -61,13 +66,20 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-// Best GFLOP/s of an n×n×n matmul in `dtype`.
-double matmul_peak(torch::ScalarType dtype, int64_t n = 1024, int reps = 10) {
-  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Best GFLOP/s of an n×n×n matmul in `dtype` (n = 1024 on a CPU, 8192 on a GPU).
+double matmul_peak(torch::ScalarType dtype, const torch::Device& device, int reps = 10) {
+  const int64_t n = device.is_cuda() ? 8192 : 1024;
+  auto a = torch::randn({n, n}).to(device, dtype), b = torch::randn({n, n}).to(device, dtype);
   double best = 0;
   for (int i = 0; i < reps; ++i) {
+    synchronize(device);
     const auto t0 = std::chrono::steady_clock::now();
     auto c = torch::mm(a, b);
+    synchronize(device);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (i > 0) best = std::max(best, 2.0 * n * n * n / s / 1e9);
   }
@@ -78,24 +90,25 @@ double matmul_peak(torch::ScalarType dtype, int64_t n = 1024, int reps = 10) {
 
 int main(int argc, char** argv) {
   CLI::App app{"gpt-bench: GPT training-step speed and model-FLOP utilisation"};
-  std::string configs = "bench-4x256,shakespeare-char-cpu", dtypes = "fp32,bf16", json_path, profile_path;
+  std::string configs = "bench-4x256,shakespeare-char-cpu", dtypes = "fp32,bf16", json_path, profile_path, device_name = "cpu";
   int64_t iters = 20, warmup = 3, threads = 0;
   app.add_option("--configs", configs, "Comma-separated config names")->capture_default_str();
   app.add_option("--dtypes", dtypes, "fp32, bf16 or both")->capture_default_str();
   app.add_option("--iters", iters, "Timed steps")->capture_default_str();
   app.add_option("--warmup", warmup, "Untimed steps first")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--device", device_name, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--json", json_path, "Write the results here");
   app.add_option("--profile", profile_path, "Write a Chrome trace of the last timed step here");
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const auto device = engine::setup_runtime({"cpu", threads});
+    const auto device = engine::setup_runtime({device_name, threads});
     nlohmann::json results = nlohmann::json::array();
     std::map<std::string, double> peaks;
     for (const auto& dtype : split(dtypes)) {
       if (dtype != "fp32" && dtype != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16");
-      peaks[dtype] = matmul_peak(dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
+      peaks[dtype] = matmul_peak(dtype == "bf16" ? torch::kBFloat16 : torch::kFloat, device);
       std::cout << "matmul peak " << dtype << ": " << peaks[dtype] << " GFLOP/s" << std::endl;
     }
     for (const auto& name : split(configs)) {
@@ -103,6 +116,7 @@ int main(int argc, char** argv) {
       for (const auto& dtype : split(dtypes)) {
         torch::manual_seed(1337);
         models::GPT model(bc.model);
+        model->to(device);
         model->train();
         auto [decay, no_decay] = engine::weight_decay_groups(*model);
         std::vector<torch::Tensor> params;
@@ -113,11 +127,12 @@ int main(int argc, char** argv) {
         std::vector<double> ms;
         double loss = 0;
         for (int64_t i = 0; i < warmup + iters; ++i) {
-          auto x = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong);
-          auto y = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong);
+          auto x = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong).to(device);
+          auto y = torch::randint(bc.model.vocab_size, {B, T}, torch::kLong).to(device);
           std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
           if (!profile_path.empty() && i == warmup + iters - 1)
             prof = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path);
+          synchronize(device);
           const auto t0 = std::chrono::steady_clock::now();
           torch::Tensor l;
           {
@@ -143,7 +158,7 @@ int main(int argc, char** argv) {
                             {"vocab_size", m.vocab_size}, {"params", n_params}, {"ms_per_iter", med},
                             {"ms_min", *std::min_element(ms.begin(), ms.end())}, {"tokens_per_s", tokens_per_s},
                             {"model_tflops", flops_per_token * tokens_per_s / 1e12},
-                            {"matmul_peak_gflops", peaks[dtype]}, {"mfu", mfu}, {"threads", at::get_num_threads()},
+                            {"matmul_peak_gflops", peaks[dtype]}, {"mfu", mfu}, {"threads", at::get_num_threads()}, {"device", device.str()},
                             {"final_loss", loss}, {"iters", iters}, {"ms_all", ms}};
         std::cout << name << " " << dtype << ": " << med << " ms/iter, " << tokens_per_s << " tokens/s, MFU "
                   << 100 * mfu << " %" << std::endl;

@@ -52,9 +52,19 @@ void write_checkpoint(const fs::path& dir, const Checkpoint& ckpt) {
     weights::fsync_directory(tmp.string());
     if (fs::exists(dir)) {
       // Swap old and new in one step (Linux renameat2), then drop the old one.
-      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0)
+      if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) == 0) {
+        fs::remove_all(tmp, ec);
+      } else if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        // A filesystem or sandbox without RENAME_EXCHANGE (NFS, gVisor): move the old one aside
+        // first. Every moment one complete copy exists, as DIR or as DIR.old.
+        const fs::path old = parent / (dir.filename().string() + ".old");
+        fs::remove_all(old, ec);
+        fs::rename(dir, old);
+        fs::rename(tmp, dir);
+        fs::remove_all(old, ec);
+      } else {
         fail(dir, std::string("cannot replace checkpoint: ") + std::strerror(errno));
-      fs::remove_all(tmp, ec);
+      }
     } else {
       fs::rename(tmp, dir);
     }

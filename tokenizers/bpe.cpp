@@ -56,7 +56,7 @@ struct ByteBPE::Splitter {
   explicit Splitter(const std::string& regex) {
     int error = 0;
     PCRE2_SIZE offset = 0;
-    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.data()), regex.size(), PCRE2_UTF | PCRE2_UCP, &error,
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(regex.data()), regex.size(), PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C, &error,
                          &offset, nullptr);
     if (code == nullptr)
       throw std::logic_error("byte BPE: pre-split pattern does not compile at offset " + std::to_string(offset) +
@@ -124,6 +124,7 @@ class PieceSplitter {
       const std::size_t start = ovector[0];
       std::size_t end = ovector[1];
       if (start > offset) out.push_back(run.substr(offset, start - offset));
+      if (start == run.size()) return;  // an empty match at the very end (a user regex such as "$")
       if (end == start) end = start + utf8_length(static_cast<unsigned char>(run[start]));
       out.push_back(run.substr(start, end - start));
       offset = end;
@@ -221,8 +222,14 @@ void ByteBPE::define(int id, std::string bytes, const std::string& what) {
 }
 
 void ByteBPE::register_specials(const std::map<std::string, int>& specials) {
+  check_ids(specials.size(), [&](const auto& check) {
+    for (const auto& [token, id] : specials) check(id, "special token '" + token + "'");
+  });
   for (const auto& [token, id] : specials) {
     if (token.empty()) throw std::invalid_argument("byte BPE: a special token cannot be empty");
+    if (utf8_invalid_offset(token) != std::string::npos)
+      throw std::invalid_argument("byte BPE: special token of " + std::to_string(token.size()) +
+                                  " bytes (id " + std::to_string(id) + ") is not valid UTF-8 text");
     define(id, token, "special token '" + token + "'");
     specials_.emplace(token, id);
   }
@@ -259,6 +266,10 @@ ByteBPE ByteBPE::from_merges(std::string pattern, const std::vector<int>& byte_i
   bpe.set_pattern(std::move(pattern));
   if (byte_ids.size() != kBytes)
     throw std::invalid_argument("byte BPE: " + std::to_string(byte_ids.size()) + " byte ids given, expected 256");
+  bpe.check_ids(kBytes + merges.size() + specials.size(), [&](const auto& check) {
+    for (int b = 0; b < kBytes; ++b) check(byte_ids[static_cast<std::size_t>(b)], "byte " + std::to_string(b));
+    for (std::size_t k = 0; k < merges.size(); ++k) check(merges[k].id, "merge " + std::to_string(k));
+  });
   for (int b = 0; b < kBytes; ++b) {
     const int id = byte_ids[static_cast<std::size_t>(b)];
     bpe.byte_ids_[static_cast<std::size_t>(b)] = id;
@@ -288,6 +299,9 @@ ByteBPE ByteBPE::from_ranks(std::string pattern, const std::vector<std::pair<std
   bpe.set_pattern(std::move(pattern));
   bpe.ranks_mode_ = true;
   bpe.byte_ids_.fill(-1);
+  bpe.check_ids(tokens.size() + specials.size(), [&](const auto& check) {
+    for (const auto& [bytes, rank] : tokens) check(rank, "token of rank " + std::to_string(rank));
+  });
   bpe.whole_.reserve(tokens.size());
   for (const auto& [bytes, rank] : tokens) {
     if (bytes.empty()) throw std::invalid_argument("byte BPE: empty token with rank " + std::to_string(rank));
@@ -315,6 +329,20 @@ ByteBPE ByteBPE::from_ranks(std::string pattern, const std::vector<std::pair<std
   }
   bpe.register_specials(specials);
   return bpe;
+}
+
+template <typename Each>
+void ByteBPE::check_ids(std::size_t added, Each each) const {
+  // Published vocabularies leave a few ids unused (cl100k: 15), never more than a handful; an id
+  // far past the number of tokens is a corrupt file, not a reason to allocate gigabytes.
+  std::size_t count = added;
+  for (const char d : defined_) count += d ? 1 : 0;
+  const int64_t limit = static_cast<int64_t>(count) + kMaxUnusedIds;
+  each([&](int id, const std::string& what) {
+    if (id < 0 || id >= limit)
+      throw std::invalid_argument("byte BPE: " + what + " has id " + std::to_string(id) + ", outside [0, " +
+                                  std::to_string(limit) + ") for a vocabulary of " + std::to_string(count) + " tokens");
+  });
 }
 
 int ByteBPE::add_special(const std::string& token) {

@@ -160,6 +160,11 @@ class ByteBPE {
   void define(int id, std::string bytes, const std::string& what);
   void set_pattern(std::string pattern);
   void register_specials(const std::map<std::string, int>& specials);
+  // Calls each(check) where check(id, what) throws std::invalid_argument for an id that is negative
+  // or more than kMaxUnusedIds past the vocabulary (its tokens so far plus `added`).
+  static constexpr int kMaxUnusedIds = 65536;
+  template <typename Each>
+  void check_ids(std::size_t added, Each each) const;
 
   // Appends the ids of one pre-split piece (repeatedly merging the lowest-rank adjacent pair).
   void encode_piece(std::string_view piece, std::vector<int>& out) const;

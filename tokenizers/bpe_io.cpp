@@ -253,7 +253,9 @@ std::vector<std::pair<std::string, int>> parse_ranks(const std::string& path, st
         if (!base64_decode(fields[i], bytes))
           throw std::runtime_error(where + "token " + std::to_string(i - 1) + " is not base64: '" +
                                    std::string(fields[i].substr(0, 40)) + "'");
-        tokens.emplace_back(bytes, offset + static_cast<int>(i - 2));
+        const int64_t rank = static_cast<int64_t>(offset) + static_cast<int64_t>(i - 2);
+        if (rank >= (int64_t{1} << 30)) throw std::runtime_error(where + "rank " + std::to_string(rank) + " is implausibly large");
+        tokens.emplace_back(bytes, static_cast<int>(rank));
       }
       continue;
     }
@@ -277,6 +279,13 @@ std::map<std::string, int> parse_specials(const std::string& path, const json& s
     out.emplace(token, id.get<int>());
   }
   return out;
+}
+
+// The "mode" of a saved tokenizer ("merges" when absent); throws naming LABEL when it is not a string.
+std::string mode_of(const json& meta, const std::string& label) {
+  if (!meta.is_object() || !meta.contains("mode")) return "merges";
+  if (!meta["mode"].is_string()) throw std::runtime_error(label + ": \"mode\" must be \"merges\" or \"ranks\", got " + meta["mode"].dump());
+  return meta["mode"].get<std::string>();
 }
 
 // Rethrows a validation error from ByteBPE's builders with the file named.
@@ -354,7 +363,12 @@ ByteBPE ByteBPE::load_gpt2(const std::string& vocab_json, const std::string& mer
   std::map<std::string, int> specials;
   std::set<int> bytes_ids(byte_ids.begin(), byte_ids.end());
   for (const auto& [id, b] : id_bytes)
-    if (!made.count(id) && !bytes_ids.count(id)) specials.emplace(b, id);
+    if (!made.count(id) && !bytes_ids.count(id)) {
+      if (utf8_invalid_offset(b) != std::string::npos)
+        throw std::runtime_error(vocab_json + ": token " + std::to_string(id) +
+                                 " is neither a byte nor made by a merge, and its bytes are not text (a special token must be)");
+      specials.emplace(b, id);
+    }
   return built_from(merges_txt, [&] { return from_merges(pattern, byte_ids, merges, specials); });
 }
 
@@ -447,7 +461,7 @@ ByteBPE from_saved(const json& meta, const std::string& meta_label, std::string_
     throw std::runtime_error(meta_label + ": \"type\" is " + field("type").dump() + ", expected \"byte_bpe\"");
   if (!field("pattern").is_string()) throw std::runtime_error(meta_label + ": \"pattern\" must be a string");
   if (!field("vocab_size").is_number_integer()) throw std::runtime_error(meta_label + ": \"vocab_size\" must be an integer");
-  const std::string mode = meta.value("mode", std::string("merges"));
+  const std::string mode = mode_of(meta, meta_label);
   if (mode != "merges" && mode != "ranks")
     throw std::runtime_error(meta_label + ": \"mode\" is \"" + mode + "\", expected \"merges\" or \"ranks\"");
   const std::string pattern = field("pattern").get<std::string>();
@@ -528,10 +542,10 @@ json ByteBPE::to_json() const {
 
 ByteBPE ByteBPE::from_json(const json& j) {
   const std::string label = "byte BPE tokenizer JSON";
-  const char* body = j.is_object() && j.value("mode", "merges") == "ranks" ? "ranks" : "merges";
-  if (!j.is_object() || !j.contains(body) || !j[body].is_string())
-    throw std::invalid_argument(label + ": missing \"" + body + "\" (the text of " + body + ".txt)");
   try {
+    const std::string body = mode_of(j, label) == "ranks" ? "ranks" : "merges";
+    if (!j.is_object() || !j.contains(body) || !j[body].is_string())
+      throw std::runtime_error(label + ": missing \"" + body + "\" (the text of " + body + ".txt)");
     return from_saved(j, label, j[body].get<std::string>(), label + " (" + body + ")");
   } catch (const std::runtime_error& e) {
     throw std::invalid_argument(e.what());
@@ -543,7 +557,7 @@ ByteBPE ByteBPE::load(const std::string& dir) {
   if (!fs::exists(meta_path))
     throw std::runtime_error(meta_path + ": cannot open (expected a tokenizer saved by attnzoo: tokenizer.json + merges.txt or ranks.txt)");
   const json meta = parse_json(meta_path, read_file(meta_path), 2, "specials");
-  const bool ranks = meta.is_object() && meta.value("mode", "merges") == "ranks";
+  const bool ranks = mode_of(meta, meta_path) == "ranks";
   const std::string body_path = (fs::path(dir) / (ranks ? "ranks.txt" : "merges.txt")).string();
   return from_saved(meta, meta_path, read_file(body_path), body_path);
 }

@@ -205,6 +205,13 @@ TEST_F(BpeParity, TiktokenFileErrorsNameFileAndLine) {
   write_bytes(path("r50k_base.tiktoken"), ranks.substr(ranks.find('\n') + 1));
   EXPECT_CONTAINS(error_of<std::runtime_error>([&] { ByteBPE::load_tiktoken(path("r50k_base.tiktoken")); }),
                   "byte 0 is not a token");
+  // Found by fuzzing (fuzz/corpus/*/regress-*): each a clean error, not an overflow or a huge allocation.
+  write_bytes(path("r50k_base.tiktoken"), ranks + "QUI= 1000000000\n");
+  EXPECT_CONTAINS(error_of<std::runtime_error>([&] { ByteBPE::load_tiktoken(path("r50k_base.tiktoken")); }),
+                  "has id 1000000000, outside");
+  write_bytes(path("r50k_base.tiktoken"), "! 2147483647 QUI= QUM=\n");
+  EXPECT_CONTAINS(error_of<std::runtime_error>([&] { ByteBPE::load_tiktoken(path("r50k_base.tiktoken")); }),
+                  "implausibly large");
   write_bytes(path("mine.tiktoken"), ranks);
   EXPECT_CONTAINS(error_of<std::runtime_error>([&] { ByteBPE::load_tiktoken(path("mine.tiktoken")); }),
                   "name it after its encoding");

@@ -338,6 +338,15 @@ TEST_F(ByteBPEFiles, LoadErrorsNameFileAndLine) {
                   "unknown pre-split pattern 'x'");
   EXPECT_STARTS_WITH(error_of<std::runtime_error>([&] { ByteBPE::load(path("missing")); }),
                      path("missing") + "/tokenizer.json: cannot open");
+  // Found by fuzzing (fuzz/corpus/bpe_load_fuzz/regress-*).
+  EXPECT_CONTAINS(load_error("97 97 256\n", R"({"type": "byte_bpe", "mode": {}, "pattern": "gpt2", "vocab_size": 257, "specials": {}})"),
+                  "\"mode\" must be");
+  EXPECT_CONTAINS(load_error("97 97 256\n", meta(258, R"({"<s>": 1000000000})")), "has id 1000000000, outside");
+  EXPECT_THROW(ByteBPE("regex:(").pre_split("x"), std::logic_error);
+  EXPECT_EQ(ByteBPE("regex:$").pre_split("ab"), (std::vector<std::string>{"ab"}));  // an empty match at the end
+  EXPECT_THROW(ByteBPE("regex:\\C"), std::logic_error);  // \C may split a UTF-8 character: refused
+  ByteBPE plain;
+  EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { plain.add_special("\xff<s>"); }), "not valid UTF-8");
   // The good case of the same helpers loads.
   EXPECT_EQ(ByteBPE::load(save_with("97 97 256\n", meta(258, R"({"<s>": 257})"))).vocab_size(), 258);
 }
