@@ -7,7 +7,8 @@
 //
 // The basic tokenizer, in HF's order:
 //   1. clean text: drop U+0000, U+FFFD and Cc/Cf/Co characters except \t \n \r; whitespace → space;
-//   2. every CJK ideograph (the blocks of BERT's _is_chinese_char) becomes a word of its own;
+//   2. every CJK ideograph (the blocks of BERT's _is_chinese_char as the Rust crate spells them:
+//      its fifth supplementary block starts at U+2B920, BERT's at U+2B820) is a word of its own;
 //   3. strip accents: NFD, then drop nonspacing marks (Mn);
 //   4. lower-case, per character (Unicode simple lower-case mapping plus U+0130 İ → "i̇",
 //      which is what Rust's char::to_lowercase does: no final-sigma rule);
@@ -15,6 +16,13 @@
 //      123–126, Unicode P*) a word of its own.
 // Special tokens written in the text ("[MASK]", ...) are cut out before all of this, as HF does.
 // Invalid UTF-8 bytes are read as U+FFFD, one per byte (so clean text drops them).
+//
+// Where HF's implementations disagree we follow the Rust crate: Python's slow BertTokenizer and
+// the JS port lower-case a final Σ to ς (we give σ); the slow tokenizer drops unassigned code
+// points (we keep them); the JS port misses CJK outside the BMP and encodes (a, "") as a single sequence; Python's
+// slow truncation removes one token at a time (ties from B), which can end one token apart from
+// the rule in encode(). Unicode data is utf8proc's (Unicode 15); the Rust crate's category tables
+// are older, so characters assigned since can be classified differently.
 //
 // Saved format: DIR/vocab.txt (one token per line, id = line index, the format of BERT's
 // releases) and DIR/tokenizer.json {"type": "wordpiece", "vocab_size": N, <the options>}.
@@ -66,9 +74,9 @@ class WordPiece {
   explicit WordPiece(std::vector<std::string> vocab, Options options = {});
 
   // Reads a vocab.txt: one token per line, id = line index; "\r\n" endings and trailing spaces
-  // are removed (as HF does). Throws std::runtime_error "FILE: ..." for a missing or empty file
-  // and "FILE:LINE: ..." for an empty line, invalid UTF-8, a duplicate token (naming the line of
-  // its first use) or a missing unk token.
+  // are removed (as HF does). Throws std::runtime_error "FILE: ..." for a missing or empty file or
+  // a vocabulary without the unk token, and "FILE:LINE: ..." for an empty line, invalid UTF-8 or a
+  // duplicate token (naming the line of its first use).
   static WordPiece from_vocab_file(const std::string& path, Options options = {});
   // PATH is a directory written by save() (tokenizer.json may be absent: default options) or a
   // vocab.txt file (default options). Throws std::runtime_error naming the file at fault.
