@@ -19,10 +19,10 @@
 //
 // Where HF's implementations disagree we follow the Rust crate: Python's slow BertTokenizer and
 // the JS port lower-case a final Σ to ς (we give σ); the slow tokenizer drops unassigned code
-// points (we keep them); the JS port misses CJK outside the BMP and encodes (a, "") as a single sequence; Python's
-// slow truncation removes one token at a time (ties from B), which can end one token apart from
-// the rule in encode(). Unicode data is utf8proc's (Unicode 15); the Rust crate's category tables
-// are older, so characters assigned since can be classified differently.
+// points (we keep them); the JS port misses CJK outside the BMP and encodes (a, "") as a single
+// sequence; the slow truncation removes one token at a time (ties from B), which can end one token
+// apart from the rule in encode(). Unicode data is utf8proc's (Unicode 15); the Rust crate's
+// category tables are older, so characters assigned since can be classified differently.
 //
 // Saved format: DIR/vocab.txt (one token per line, id = line index, the format of BERT's
 // releases) and DIR/tokenizer.json {"type": "wordpiece", "vocab_size": N, <the options>}.
