@@ -71,23 +71,47 @@ struct ByteBPE::Splitter {
 
 namespace {
 
-// Per-call match state (match data and a JIT stack), so that a shared ByteBPE stays thread-safe.
-class PieceSplitter {
- public:
-  explicit PieceSplitter(const pcre2_code* code) : code_(code) {
-    if (code_ == nullptr) return;
-    data_ = pcre2_match_data_create_from_pattern(code_, nullptr);
-    context_ = pcre2_match_context_create(nullptr);
-    stack_ = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
-    if (data_ == nullptr || context_ == nullptr || stack_ == nullptr) {
+// Match state (match data for the whole match only, a match context and a JIT stack), one per
+// thread and shared by every pattern: a shared ByteBPE stays thread-safe, and a call costs no
+// allocation (which dominated encoding many short texts).
+struct MatchState {
+  pcre2_match_data* data = nullptr;
+  pcre2_match_context* context = nullptr;
+  pcre2_jit_stack* stack = nullptr;
+
+  MatchState() {
+    data = pcre2_match_data_create(1, nullptr);
+    context = pcre2_match_context_create(nullptr);
+    stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
+    if (data == nullptr || context == nullptr || stack == nullptr) {
       release();
       throw std::bad_alloc();
     }
-    pcre2_jit_stack_assign(context_, nullptr, stack_);
+    pcre2_jit_stack_assign(context, nullptr, stack);
   }
-  ~PieceSplitter() { release(); }
-  PieceSplitter(const PieceSplitter&) = delete;
-  PieceSplitter& operator=(const PieceSplitter&) = delete;
+  ~MatchState() { release(); }
+  MatchState(const MatchState&) = delete;
+  MatchState& operator=(const MatchState&) = delete;
+
+  void release() {
+    if (stack) pcre2_jit_stack_free(stack);
+    if (context) pcre2_match_context_free(context);
+    if (data) pcre2_match_data_free(data);
+    stack = nullptr;
+    context = nullptr;
+    data = nullptr;
+  }
+
+  static MatchState& for_this_thread() {
+    thread_local MatchState state;
+    return state;
+  }
+};
+
+class PieceSplitter {
+ public:
+  explicit PieceSplitter(const pcre2_code* code)
+      : code_(code), state_(code ? &MatchState::for_this_thread() : nullptr) {}
 
   // Appends the pieces of `text` to `out`: without a pattern the whole text; otherwise the regex
   // matches over each maximal valid-UTF-8 run, and each invalid byte as a piece of its own.
@@ -114,13 +138,14 @@ class PieceSplitter {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(run.data());
     std::size_t offset = 0;
     while (offset < run.size()) {
-      const int rc = pcre2_match(code_, subject, run.size(), offset, PCRE2_NO_UTF_CHECK, data_, context_);
+      const int rc =
+          pcre2_match(code_, subject, run.size(), offset, PCRE2_NO_UTF_CHECK, state_->data, state_->context);
       if (rc == PCRE2_ERROR_NOMATCH) {
         out.push_back(run.substr(offset));  // unreachable with the built-in patterns, which cover every character
         return;
       }
       if (rc < 0) throw std::runtime_error("byte BPE: pre-split regex failed: " + pcre2_message(rc));
-      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(data_);
+      const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(state_->data);
       const std::size_t start = ovector[0];
       std::size_t end = ovector[1];
       if (start > offset) out.push_back(run.substr(offset, start - offset));
@@ -131,19 +156,8 @@ class PieceSplitter {
     }
   }
 
-  void release() {
-    if (stack_) pcre2_jit_stack_free(stack_);
-    if (context_) pcre2_match_context_free(context_);
-    if (data_) pcre2_match_data_free(data_);
-    stack_ = nullptr;
-    context_ = nullptr;
-    data_ = nullptr;
-  }
-
   const pcre2_code* code_;
-  pcre2_match_data* data_ = nullptr;
-  pcre2_match_context* context_ = nullptr;
-  pcre2_jit_stack* stack_ = nullptr;
+  MatchState* state_;
 };
 
 // Calls on_text(segment) for the ordinary text between special tokens and on_special(token) for
