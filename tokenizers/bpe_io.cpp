@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizers/bpe.h"
+#include "tokenizers/files.h"
 #include "tokenizers/utf8.h"
 
 namespace attnzoo::tokenizers {
@@ -29,22 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path + ": read error");
-  return buf.str();
-}
-
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.flush();
-  if (!out) throw std::runtime_error(path + ": cannot write (is the disk full or the directory read-only?)");
-}
 
 // Lines without their "\n" / "\r\n"; a final line without a newline counts.
 std::vector<std::string_view> split_lines(std::string_view text) {

@@ -1,5 +1,7 @@
 #include "tokenizers/tokenizer.h"
 
+#include "tokenizers/files.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -91,11 +93,7 @@ nlohmann::json Tokenizer::to_json() const {
 void Tokenizer::save(const std::string& dir) const {
   std::visit(Overload{[&](const CharTokenizer& t) {
                         fs::create_directories(dir);
-                        const auto path = (fs::path(dir) / "tokenizer.json").string();
-                        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-                        out << t.to_json().dump(2) << '\n';
-                        out.flush();
-                        if (!out) throw std::runtime_error(path + ": cannot write");
+                        write_file((fs::path(dir) / "tokenizer.json").string(), t.to_json().dump(2) + "\n");
                       },
                       [&](const auto& t) { t.save(dir); }},
              impl_);

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "tokenizers/files.h"
 #include "tokenizers/utf8.h"
 
 namespace attnzoo::tokenizers {
@@ -334,25 +335,6 @@ void clean_up_tokenization(std::string& s) {
 }
 
 // ---- Files ---------------------------------------------------------------------------------
-
-std::string read_file(const std::string& path) {
-  std::error_code ec;
-  if (fs::is_directory(path, ec)) throw std::runtime_error(path + ": is a directory, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path + ": read error");
-  return ss.str();
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw std::runtime_error(path + ": cannot open for writing: " + std::strerror(errno));
-  out.write(data.data(), static_cast<std::streamsize>(data.size()));
-  out.flush();
-  if (!out) throw std::runtime_error(path + ": write failed: " + std::strerror(errno));
-}
 
 // Removes trailing White_Space characters (Rust's str::trim_end, as HF's vocab reader does).
 // `s` must be valid UTF-8.
