@@ -4,6 +4,18 @@
 
 namespace attnzoo::models {
 
+torch::Tensor apply_repetition_penalty(const torch::Tensor& logits, const torch::Tensor& previous, double penalty) {
+  TORCH_CHECK(logits.dim() == 2 && previous.dim() == 2 && previous.size(0) == logits.size(0),
+              "apply_repetition_penalty expects (B, V) logits and (B, T) ids, got ", logits.sizes(), " and ",
+              previous.sizes());
+  TORCH_CHECK(penalty > 0.0, "repetition penalty must be positive, got ", penalty);
+  if (penalty == 1.0 || previous.size(1) == 0) return logits;
+  const auto ids = previous.clamp(0, logits.size(1) - 1).to(torch::kLong);
+  auto seen = logits.gather(1, ids);
+  seen = torch::where(seen > 0, seen / penalty, seen * penalty);
+  return logits.scatter(1, ids, seen);  // a repeated id gets the same value from each of its copies
+}
+
 torch::Tensor sample_next(const torch::Tensor& logits_in, const SamplingOptions& opt,
                           std::optional<torch::Generator> gen) {
   TORCH_CHECK(logits_in.dim() == 2, "sample_next expects (B, V) logits, got ", logits_in.sizes());

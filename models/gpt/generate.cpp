@@ -29,9 +29,12 @@ torch::Tensor generate(GPT& model, const torch::Tensor& idx, const GenerateOptio
     auto last = logits.select(1, logits.size(1) - 1);
     if (opt.vocab_limit > 0 && opt.vocab_limit < last.size(-1))
       last = last.slice(-1, 0, opt.vocab_limit);  // ids keep their value: the kept logits start at 0
+    if (opt.sampling.repetition_penalty != 1.0)
+      last = apply_repetition_penalty(last.to(torch::kFloat), tokens, opt.sampling.repetition_penalty);
     auto next = sample_next(last, opt.sampling, gen);  // (B, 1)
     tokens = torch::cat({tokens, next}, 1);
     if (on_token) on_token(next);
+    if (opt.should_stop && opt.should_stop(tokens)) break;
     if (!opt.use_cache || cache->length >= block) {
       refill();
     } else {

@@ -20,6 +20,9 @@ struct GenerateOptions {
   // > 0: only ids below this are drawn (a vocabulary padded to a multiple of 64, as nanoGPT's
   // 50304 for GPT-2's 50257, has logits no tokenizer can decode).
   int64_t vocab_limit = 0;
+  // Called with the whole (B, T) sequence after each new token; true ends the generation early
+  // (stop sequences, an end-of-text token).
+  std::function<bool(const torch::Tensor&)> should_stop;
 };
 
 // idx: (B, T0) prompt ids, T0 >= 1 -> (B, T0 + max_new_tokens). on_token (may be empty) receives
