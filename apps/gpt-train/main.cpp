@@ -1,8 +1,10 @@
 // gpt-train: prepare a text corpus, train a GPT on it, sample from it and evaluate it.
 //   gpt-train prepare --input FILE --out DIR
 //   gpt-train train --data DIR --out RUN [model and training flags] [--resume]
-//   gpt-train sample --run RUN [--prompt TEXT] [--max-new-tokens N]
-//   gpt-train eval --run RUN --data DIR [--json]
+//   gpt-train train --data DIR --out RUN --init-from hf:HFDIR   (fine-tune a Hugging Face GPT-2)
+//   gpt-train sample (--run RUN | --init-from hf:HFDIR) [--prompt TEXT] [--max-new-tokens N]
+//   gpt-train eval (--run RUN | --init-from hf:HFDIR) --data DIR [--json]
+//   gpt-train export --run RUN --format hf --out HFDIR
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -20,6 +22,8 @@
 #include "losses/language_model.h"
 #include "models/gpt/generate.h"
 #include "tokenizers/utf8.h"
+#include "weights/hf_gpt2.h"
+#include "weights/state_dict.h"
 
 namespace fs = std::filesystem;
 using namespace attnzoo;
@@ -33,7 +37,7 @@ struct PrepareArgs {
 };
 
 struct TrainArgs {
-  std::string data, out, config, preset;
+  std::string data, out, config, preset, init_from;
   bool resume = false, dump_config = false;
   std::optional<int64_t> n_layer, n_head, n_embd, block_size, batch_size, max_iters, warmup_iters, lr_decay_iters,
       grad_accum, eval_interval, eval_iters, log_interval, checkpoint_interval, keep_last, threads;
@@ -43,7 +47,7 @@ struct TrainArgs {
 };
 
 struct SampleArgs {
-  std::string run, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
+  std::string run, init_from, tokenizer, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
   int64_t max_new_tokens = 500, num_samples = 1, top_k = 0, threads = 0;
   double temperature = 0.8, top_p = 1.0;
   uint64_t seed = 1337;
@@ -51,9 +55,14 @@ struct SampleArgs {
 };
 
 struct EvalArgs {
-  std::string run, data, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
+  std::string run, init_from, tokenizer, data, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
   int64_t batch_size = 32, threads = 0;
   bool json = false;
+};
+
+struct ExportArgs {
+  std::string run, checkpoint = "best", format = "hf", out;
+  bool force = false;
 };
 
 // The tokenizer of `prepare`: char and bpe are trained on the corpus, gpt2 is GPT-2's own
@@ -144,6 +153,16 @@ int train(const TrainArgs& a) {
   std::optional<apps::LoadedRun> previous;
   if (a.resume && !a.preset.empty())
     throw std::invalid_argument("--preset cannot be combined with --resume (the model comes from the checkpoint)");
+  std::optional<weights::HfGpt2> hf;  // --init-from hf:DIR: the model and its weights
+  if (!a.init_from.empty()) {
+    if (a.resume || !a.preset.empty())
+      throw std::invalid_argument("--init-from cannot be combined with --resume or --preset");
+    if (a.n_layer || a.n_head || a.n_embd || a.block_size)
+      throw std::invalid_argument("--init-from: the model's shape comes from config.json; drop --n-layer, --n-head, "
+                                  "--n-embd and --block-size");
+    hf = weights::load_hf_gpt2_dir(apps::hf_dir_of(a.init_from));
+    cfg.model = hf->config;
+  }
   if (a.resume) {
     // The checkpoint's config is the base; only training settings may change.
     if (!engine::CheckpointStore(a.out).latest())
@@ -168,6 +187,20 @@ int train(const TrainArgs& a) {
     if (!(tokenizer == previous->tokenizer))
       throw std::invalid_argument(meta_path + ": its tokenizer differs from the one of " +
                                   previous->checkpoint.string());
+  } else if (hf) {
+    const fs::path dir = apps::hf_dir_of(a.init_from);
+    if (auto own = apps::hf_tokenizer(dir, "", ""); own && !(*own == tokenizer))
+      throw std::invalid_argument(meta_path + ": its tokenizer differs from the one in " + dir.string() +
+                                  " (prepare the data with that tokenizer: prepare --tokenizer gpt2:DIR or DIR/attnzoo_tokenizer)");
+    if (tokenizer.vocab_size() > cfg.model.vocab_size)
+      throw std::invalid_argument(meta_path + ": the tokenizer has " + std::to_string(tokenizer.vocab_size()) +
+                                  " tokens but the model of " + dir.string() + " only " +
+                                  std::to_string(cfg.model.vocab_size));
+    if (cfg.model.n_embd != hf->config.n_embd || cfg.model.n_layer != hf->config.n_layer || cfg.model.n_head != hf->config.n_head ||
+        cfg.model.block_size != hf->config.block_size || cfg.model.vocab_size != hf->config.vocab_size ||
+        cfg.model.activation != hf->config.activation || cfg.model.bias != hf->config.bias)
+      throw std::invalid_argument("--init-from: --config changes the model of " + dir.string() +
+                                  " (only dropout may change)");
   } else {
     // A BPE vocabulary is padded to a multiple of 64, as nanoGPT pads GPT-2's 50257 to 50304:
     // faster matmuls; sampling never draws the padding (see GenerateOptions::vocab_limit).
@@ -185,7 +218,9 @@ int train(const TrainArgs& a) {
   const auto device = engine::setup_runtime({cfg.train.device, cfg.train.threads});
   torch::manual_seed(cfg.train.seed);
   models::GPT model(cfg.model);
+  if (hf) weights::load_state_dict(*model, hf->tensors, /*strict=*/true, a.init_from);
   model->to(device);
+  if (hf) std::cout << "initialised from " << a.init_from << std::endl;
   std::cout << "model: " << cfg.model.n_layer << " layers, " << cfg.model.n_head << " heads, " << cfg.model.n_embd
             << " dim, block " << cfg.model.block_size << ", vocab " << cfg.model.vocab_size << ", "
             << model->num_parameters(true) / 1e6 << "M parameters; " << at::get_num_threads() << " threads, "
@@ -238,7 +273,7 @@ std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::Tokenizer
 
 void sample(const SampleArgs& a) {
   const auto device = engine::setup_runtime({a.device, a.threads});
-  auto run = apps::load_run(a.run, a.checkpoint, device);
+  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, a.tokenizer, device);
   if (a.dtype == "bf16") run.model->to(torch::kBFloat16);
   else if (a.dtype != "fp32") throw std::invalid_argument("--dtype: expected fp32 or bf16, got '" + a.dtype + "'");
   if (a.max_new_tokens < 0 || a.num_samples < 1) throw std::invalid_argument("--max-new-tokens >= 0 and --num-samples >= 1");
@@ -272,7 +307,11 @@ void sample(const SampleArgs& a) {
 
 void eval(const EvalArgs& a) {
   const auto device = engine::setup_runtime({a.device, a.threads});
-  auto run = apps::load_run(a.run, a.checkpoint, device);
+  // A Hugging Face directory without a tokenizer of its own is read with the data's tokenizer.
+  std::string tokenizer = a.tokenizer;
+  if (!a.init_from.empty() && tokenizer.empty() && !apps::hf_tokenizer(apps::hf_dir_of(a.init_from), "", ""))
+    tokenizer = a.data;
+  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, tokenizer, device);
   datasets::TokenDataset data(a.data);
   const std::string meta_path = (fs::path(a.data) / "meta.json").string();
   if (data.meta().value("tokenizer", nlohmann::json()) != run.tokenizer_json)
@@ -304,6 +343,14 @@ void eval(const EvalArgs& a) {
   }
 }
 
+void export_model(const ExportArgs& a) {
+  if (a.format != "hf") throw std::invalid_argument("--format: expected hf, got '" + a.format + "'");
+  auto run = apps::load_run(a.run, a.checkpoint, torch::kCPU);
+  apps::export_hf(run, a.out, a.force);
+  std::cout << "exported " << run.checkpoint.string() << " to " << a.out << " (Hugging Face GPT-2: config.json, "
+            << "model.safetensors; vocab " << run.config.model.vocab_size << ")" << std::endl;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -331,6 +378,7 @@ int main(int argc, char** argv) {
   tr->add_option("--out", ta.out, "Run directory: checkpoints, metrics.jsonl, loss.png")->required();
   tr->add_option("--config", ta.config, "JSON file {\"model\": {...}, \"train\": {...}} (see --dump-config)");
   tr->add_option("--preset", ta.preset, "Model preset: tiny, shakespeare-char, shakespeare-char-cpu, gpt2");
+  tr->add_option("--init-from", ta.init_from, "hf:DIR: fine-tune a Hugging Face GPT-2 (config.json + model.safetensors)");
   tr->add_flag("--resume", ta.resume, "Continue from the run's latest checkpoint");
   tr->add_flag("--dump-config", ta.dump_config, "Print the resolved config as JSON and exit");
   tr->add_option("--n-layer", ta.n_layer, "Transformer blocks");
@@ -362,7 +410,10 @@ int main(int argc, char** argv) {
 
   SampleArgs sa;
   auto* sm = app.add_subcommand("sample", "Generate text from a trained run");
-  sm->add_option("--run", sa.run, "Run directory")->required();
+  sm->add_option("--run", sa.run, "Run directory");
+  sm->add_option("--init-from", sa.init_from, "hf:DIR: a Hugging Face GPT-2 download instead of a run");
+  sm->add_option("--tokenizer", sa.tokenizer, "With --init-from: tokenizer SPEC or prepared data DIR (default: DIR's "
+                                              "vocab.json + merges.txt, else data/gpt2)");
   sm->add_option("--checkpoint", sa.checkpoint, "best, latest or step-N")->capture_default_str();
   sm->add_option("--prompt", sa.prompt, "Text to continue (default: a newline)");
   sm->add_option("--prompt-file", sa.prompt_file, "File whose text to continue");
@@ -380,7 +431,9 @@ int main(int argc, char** argv) {
 
   EvalArgs ea;
   auto* ev = app.add_subcommand("eval", "Loss and perplexity of a run on a prepared split");
-  ev->add_option("--run", ea.run, "Run directory")->required();
+  ev->add_option("--run", ea.run, "Run directory");
+  ev->add_option("--init-from", ea.init_from, "hf:DIR: a Hugging Face GPT-2 download instead of a run");
+  ev->add_option("--tokenizer", ea.tokenizer, "With --init-from: tokenizer SPEC (default: DIR's own, else the data's)");
   ev->add_option("--data", ea.data, "Prepared data directory")->required();
   ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
   ev->add_option("--split", ea.split, "val or train")->capture_default_str();
@@ -390,12 +443,22 @@ int main(int argc, char** argv) {
   ev->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
   ev->add_flag("--json", ea.json, "Print {\"loss\", \"perplexity\", \"tokens\"} as JSON");
 
+  ExportArgs xa;
+  auto* ex = app.add_subcommand("export", "Write a run's model in another format (hf: Hugging Face GPT-2)");
+  ex->add_option("--run", xa.run, "Run directory")->required();
+  ex->add_option("--checkpoint", xa.checkpoint, "best, latest or step-N")->capture_default_str();
+  ex->add_option("--format", xa.format, "hf: config.json + model.safetensors for GPT2LMHeadModel.from_pretrained")
+      ->capture_default_str();
+  ex->add_option("--out", xa.out, "Output directory (must not exist or be empty, unless --force)")->required();
+  ex->add_flag("--force", xa.force, "Replace a non-empty --out");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*prep) prepare(pa);
     if (*tr) return train(ta);
     if (*sm) sample(sa);
     if (*ev) eval(ea);
+    if (*ex) export_model(xa);
   } catch (const c10::Error& e) {
     std::cerr << "gpt-train: error: " << e.what_without_backtrace() << std::endl;
     return 1;

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "engine/checkpoint.h"
+#include "weights/hf_gpt2.h"
 #include "weights/state_dict.h"
 
 namespace attnzoo::apps {
@@ -87,6 +88,74 @@ LoadedRun load_run(const fs::path& run, const std::string& which, torch::Device 
   out.model->to(device);
   out.model->eval();
   return out;
+}
+
+fs::path hf_dir_of(const std::string& init_from) {
+  if (init_from.rfind("hf:", 0) != 0 || init_from.size() == 3)
+    throw std::invalid_argument("--init-from: expected hf:DIR (a Hugging Face GPT-2 download), got '" + init_from + "'");
+  return init_from.substr(3);
+}
+
+std::optional<tokenizers::Tokenizer> hf_tokenizer(const fs::path& dir, const std::string& spec, const fs::path& gpt2_dir) {
+  if (!spec.empty()) {
+    const fs::path meta = fs::path(spec) / "meta.json";
+    if (fs::is_directory(spec) && fs::exists(meta) && !fs::exists(fs::path(spec) / "tokenizer.json"))
+      return load_tokenizer(read_json_file(meta.string()).value("tokenizer", nlohmann::json()), meta.string());
+    try {
+      return tokenizers::Tokenizer::open(spec);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--tokenizer: " + std::string(e.what()) + " (or a prepared data directory)");
+    }
+  }
+  if (fs::exists(dir / "vocab.json") || fs::exists(dir / "merges.txt"))
+    return tokenizers::Tokenizer::open("gpt2:" + dir.string());
+  if (fs::is_directory(dir / "attnzoo_tokenizer")) return tokenizers::Tokenizer::open((dir / "attnzoo_tokenizer").string());
+  if (fs::exists(gpt2_dir / "encoder.json") || fs::exists(gpt2_dir / "vocab.json"))
+    return tokenizers::Tokenizer::open("gpt2:" + gpt2_dir.string());
+  return std::nullopt;
+}
+
+LoadedRun load_hf(const fs::path& dir, const std::string& tokenizer_spec, const fs::path& gpt2_dir,
+                  torch::Device device) {
+  auto hf = weights::load_hf_gpt2_dir(dir);
+  auto tok = hf_tokenizer(dir, tokenizer_spec, gpt2_dir);
+  if (!tok)
+    throw std::runtime_error(dir.string() + ": no tokenizer (no vocab.json + merges.txt here, none in " +
+                             gpt2_dir.string() + "); pass --tokenizer SPEC");
+  if (tok->vocab_size() > hf.config.vocab_size)
+    throw std::runtime_error(dir.string() + ": the tokenizer has " + std::to_string(tok->vocab_size()) +
+                             " tokens but the model only " + std::to_string(hf.config.vocab_size) +
+                             " (a tokenizer of another model?)");
+  LoadedRun out;
+  out.checkpoint = dir;
+  out.config = default_run_config();
+  out.config.model = hf.config;
+  out.tokenizer = std::move(*tok);
+  out.tokenizer_json = out.tokenizer.to_json();
+  out.model = models::GPT(out.config.model);
+  weights::load_state_dict(*out.model, hf.tensors, /*strict=*/true, (dir / "model.safetensors").string());
+  out.model->to(device);
+  out.model->eval();
+  return out;
+}
+
+LoadedRun load_model(const std::string& run, const std::string& init_from, const std::string& which,
+                     const std::string& tokenizer_spec, torch::Device device) {
+  if (run.empty() == init_from.empty()) throw std::invalid_argument("give one of --run RUN and --init-from hf:DIR");
+  if (!init_from.empty()) return load_hf(hf_dir_of(init_from), tokenizer_spec, "data/gpt2", device);
+  if (!tokenizer_spec.empty())
+    throw std::invalid_argument("--tokenizer: only with --init-from (a run's checkpoint holds its tokenizer)");
+  return load_run(run, which, device);
+}
+
+void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
+  std::optional<int64_t> eos;
+  for (const auto& [token, id] : run.tokenizer.special_tokens())
+    if (token == "<|endoftext|>") eos = id;
+  auto model = run.model;
+  model->to(torch::kCPU, torch::kFloat);
+  weights::save_hf_gpt2_dir(out, run.config.model, weights::state_dict(*model), eos, force,
+                            [&](const fs::path& tmp) { run.tokenizer.save((tmp / "attnzoo_tokenizer").string()); });
 }
 
 }  // namespace attnzoo::apps

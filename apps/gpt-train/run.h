@@ -45,4 +45,26 @@ struct LoadedRun {
 };
 LoadedRun load_run(const std::filesystem::path& run, const std::string& which, torch::Device device);
 
+// --init-from hf:DIR -> DIR; throws std::invalid_argument for any other form.
+std::filesystem::path hf_dir_of(const std::string& init_from);
+// The tokenizer of a Hugging Face directory: SPEC when given (a tokenizer SPEC, or a prepared
+// data directory, whose meta.json holds one), else DIR's vocab.json + merges.txt, else
+// DIR/attnzoo_tokenizer (what `export --format hf` writes), else GPT-2's from GPT2_DIR (the repo's
+// data/gpt2). Empty when none of these exists.
+std::optional<tokenizers::Tokenizer> hf_tokenizer(const std::filesystem::path& dir, const std::string& spec,
+                                                  const std::filesystem::path& gpt2_dir);
+// A Hugging Face GPT-2 download (config.json + model.safetensors; weights/hf_gpt2.h) as a run, in
+// eval mode, with hf_tokenizer(); a tokenizer larger than the model's vocabulary, or none at all, is
+// refused naming DIR.
+LoadedRun load_hf(const std::filesystem::path& dir, const std::string& tokenizer_spec,
+                  const std::filesystem::path& gpt2_dir, torch::Device device);
+// --run RUN or --init-from hf:DIR (exactly one).
+LoadedRun load_model(const std::string& run, const std::string& init_from, const std::string& which,
+                     const std::string& tokenizer_spec, torch::Device device);
+
+// Writes RUN's model as a Hugging Face GPT-2 directory OUT (config.json, model.safetensors) with
+// the tokenizer in our saved format under OUT/attnzoo_tokenizer. The vocabulary keeps the run's
+// padding (config.json's vocab_size is the model's, e.g. 50304). Atomic; a non-empty OUT needs FORCE.
+void export_hf(const LoadedRun& run, const std::filesystem::path& out, bool force);
+
 }  // namespace attnzoo::apps

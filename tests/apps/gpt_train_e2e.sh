@@ -165,5 +165,48 @@ else
   fail "GPT-2 vocabulary missing in $DATA (run scripts/setup.sh data)"
 fi
 
+# --- Hugging Face GPT-2 directories: --init-from hf:DIR (sample, eval, fine-tune) and export --format hf
+HF="$HERE/../data/hf_gpt2_tiny"   # written by scripts/reference/hf_gpt2_reference.py: vocab 100, no tokenizer
+check "sample --init-from hf:DIR --tokenizer DATA" "$GPT" sample --init-from "hf:$HF" --tokenizer data --max-new-tokens 20 --prompt line > hf_s.txt
+check "hf sample starts with the prompt" grep -q "^line" hf_s.txt
+check "eval --init-from hf:DIR reads the data with its tokenizer" grep -qE '"loss":[0-9.]+.*"perplexity"' <("$GPT" eval --init-from "hf:$HF" --data data --json)
+check "fine-tune --init-from hf:DIR" "$GPT" train --data data --out run_hf --init-from "hf:$HF" --batch-size 4 --eval-iters 2 --threads 2 --max-iters 4 --eval-interval 2 > /dev/null
+check "fine-tuned run keeps the HF model's shape" grep -q '"n_embd":32,"n_head":4,"n_layer":2' <(tr -d ' \n' < run_hf/checkpoints/best/config.json)
+check "export --format hf" "$GPT" export --run run_a --format hf --out hf_a > /dev/null
+check "export wrote config.json, model.safetensors, the tokenizer" test -s hf_a/config.json -a -s hf_a/model.safetensors -a -s hf_a/attnzoo_tokenizer/tokenizer.json
+check "export config is a GPT2Config" grep -q '"model_type":"gpt2"' <(tr -d ' \n' < hf_a/config.json)
+check "export keys and Conv1D shapes are Hugging Face's" grep -qE '"transformer.h.0.attn.c_attn.weight":\{"data_offsets":\[[0-9]+,[0-9]+\],"dtype":"F32","shape":\[32,96\]' <(head -c 8000 hf_a/model.safetensors | tr -d ' ')
+check "export writes no lm_head (tied)" bash -c "! head -c 8000 hf_a/model.safetensors | grep -q lm_head"
+"$GPT" sample --run run_a --max-new-tokens 40 --prompt line --seed 5 > hf_run.txt
+"$GPT" sample --init-from hf:hf_a --max-new-tokens 40 --prompt line --seed 5 > hf_exported.txt
+check "exported model samples the same text as its run" cmp -s hf_run.txt hf_exported.txt
+check "export a bpe run (padded vocabulary kept)" "$GPT" export --run run_bpe --format hf --out hf_bpe > /dev/null
+check "padded vocab_size in config.json" grep -q '"vocab_size":448' <(tr -d ' \n' < hf_bpe/config.json)
+check "exported bpe model: same text" cmp -s <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//') \
+  <("$GPT" sample --init-from hf:hf_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//')
+check "exported bpe model: same eval loss" test "$("$GPT" eval --run run_bpe --data data_bpe --json | grep -o '"loss":[0-9.]*')" = "$("$GPT" eval --init-from hf:hf_bpe --data data_bpe --json | grep -o '"loss":[0-9.]*')"
+before=$(tree_sum hf_a)
+expect_error "export over a non-empty directory" "--force" "$GPT" export --run run_a --format hf --out hf_a
+check "refused export left the directory untouched" test "$before" = "$(tree_sum hf_a)"
+check "export --force replaces it" "$GPT" export --run run_a --format hf --out hf_a --force > /dev/null
+check "no temporary directory left by export" test -z "$(ls -A . | grep -E '\.tmp-|\.old-')"
+expect_error "unknown --format" "--format" "$GPT" export --run run_a --format onnx --out hf_x
+expect_error "--init-from without hf:" "--init-from" "$GPT" sample --init-from "$HF"
+expect_error "--run and --init-from together" "--init-from" "$GPT" sample --run run_a --init-from "hf:$HF"
+expect_error "HF model without a tokenizer" "--tokenizer" "$GPT" sample --init-from "hf:$HF"
+expect_error "tokenizer larger than the model's vocabulary" "50257 tokens" "$GPT" sample --init-from "hf:$HF" --tokenizer "gpt2:$DATA/gpt2"
+expect_error "fine-tune with model-shape flags" "--init-from" "$GPT" train --data data --out r_hf --init-from "hf:$HF" --n-layer 3
+expect_error "fine-tune on data of another tokenizer" "differs" "$GPT" train --data data_bpe --out r_hf2 --init-from hf:hf_a
+cp -r "$HF" hf_trunc && head -c 5000 "$HF/model.safetensors" > hf_trunc/model.safetensors
+expect_error "truncated HF model.safetensors" "hf_trunc/model.safetensors" "$GPT" sample --init-from hf:hf_trunc --tokenizer data
+cp -r "$HF" hf_foreign && echo "version https://git-lfs.github.com/spec/v1" > hf_foreign/model.safetensors
+expect_error "foreign HF model.safetensors (an LFS pointer)" "hf_foreign/model.safetensors" "$GPT" sample --init-from hf:hf_foreign --tokenizer data
+cp -r "$HF" hf_badjson && echo '{"n_layer": 2,' > hf_badjson/config.json
+expect_error "malformed HF config.json" "hf_badjson/config.json" "$GPT" eval --init-from hf:hf_badjson --data data
+cp -r "$HF" hf_wide && sed -i 's/"n_embd": 32/"n_embd": 48/' hf_wide/config.json
+expect_error "HF config disagrees with the weights" "c_attn.weight: expected [48, 144], got [32, 96]" "$GPT" sample --init-from hf:hf_wide --tokenizer data
+mkdir hf_empty
+expect_error "HF directory without config.json" "hf_empty/config.json" "$GPT" sample --init-from hf:hf_empty --tokenizer data
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
