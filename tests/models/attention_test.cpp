@@ -1,6 +1,8 @@
 // Tests for models/common: scaled dot-product attention against a loop written from the paper's
-// formula (causal, padding masks, Tq < Tk as in incremental decoding), its attention weights, the
-// causal mask, and next-token sampling (greedy, top-k, top-p, seeded reproducibility).
+// formula (causal, local, padding masks by lengths or bool mask, their combinations, Tq < Tk as in
+// incremental decoding), its attention weights (rows sum to 1, exactly 0 where masked), fully masked
+// rows (zero, no NaN, no gradient), bad masks, the causal and local masks, and next-token sampling
+// (greedy, top-k, top-p, seeded reproducibility).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +19,9 @@
 
 using attnzoo::models::AttentionOptions;
 using attnzoo::models::causal_mask;
+using attnzoo::models::key_padding_mask_from_lengths;
+using attnzoo::models::local_mask;
+using attnzoo::models::masked_softmax;
 using attnzoo::models::sample_next;
 using attnzoo::models::SamplingOptions;
 using attnzoo::models::scaled_dot_product_attention;
@@ -25,6 +30,7 @@ using attnzoo::testing::seeded;
 namespace {
 
 // softmax(q kᵀ / √D) v one query at a time, in double. allowed(b, i, j): may query i see key j.
+// A query that sees no key gets a zero output.
 torch::Tensor brute_force_attention(const torch::Tensor& q_in, const torch::Tensor& k_in, const torch::Tensor& v_in,
                                     const std::function<bool(int64_t, int64_t, int64_t)>& allowed) {
   const auto q = q_in.to(torch::kDouble), k = k_in.to(torch::kDouble), v = v_in.to(torch::kDouble);
@@ -44,6 +50,7 @@ torch::Tensor brute_force_attention(const torch::Tensor& q_in, const torch::Tens
           score[static_cast<size_t>(j)] = s / std::sqrt(static_cast<double>(D));
           max_score = std::max(max_score, score[static_cast<size_t>(j)]);
         }
+        if (max_score == -std::numeric_limits<double>::infinity()) continue;  // no key: a zero row (documented)
         double total = 0;
         for (auto& s : score) total += (s = std::exp(s - max_score));
         for (int64_t j = 0; j < Tk; ++j)
@@ -144,6 +151,159 @@ TEST(Attention, RejectsMismatchedShapes) {
   EXPECT_THROW(
       scaled_dot_product_attention(torch::randn({1, 2, 3, 4}), torch::randn({1, 2, 3, 5}), torch::randn({1, 2, 3, 5})),
       c10::Error);
+}
+
+// One mask kind (or a combination) and the rule the brute force applies. B = 3, Tq = 5, Tk = 7:
+// query i sits at position 2 + i.
+struct MaskCase {
+  const char* name;
+  AttentionOptions opt;
+  std::function<bool(int64_t, int64_t, int64_t)> allowed;
+};
+
+std::vector<MaskCase> mask_cases() {
+  const int64_t Tq = 5, Tk = 7, off = Tk - Tq;
+  const std::vector<int64_t> lengths = {7, 4, 1};
+  auto len = [lengths](int64_t b) { return lengths[static_cast<size_t>(b)]; };
+  auto lengths_t = torch::tensor(lengths);
+  auto padding = key_padding_mask_from_lengths(lengths_t, Tk);  // (B, Tk), true = padding
+  // An arbitrary (Tq, Tk) pattern, one allowed key per row at least.
+  torch::manual_seed(99);
+  auto pattern = torch::rand({Tq, Tk}) < 0.5;
+  pattern.select(1, 0).fill_(true);
+  auto pat = [pattern](int64_t i, int64_t j) { return pattern[i][j].item<bool>(); };
+  return {
+      {"full", {}, [](int64_t, int64_t, int64_t) { return true; }},
+      {"causal", {.causal = true}, [=](int64_t, int64_t i, int64_t j) { return j <= off + i; }},
+      {"local w=1", {.window = 1}, [=](int64_t, int64_t i, int64_t j) { return std::abs(off + i - j) <= 1; }},
+      {"local w=0", {.window = 0}, [=](int64_t, int64_t i, int64_t j) { return off + i == j; }},
+      {"local w=2 causal", {.causal = true, .window = 2},
+       [=](int64_t, int64_t i, int64_t j) { return j <= off + i && off + i - j <= 2; }},
+      {"key lengths", {.key_lengths = lengths_t}, [=](int64_t b, int64_t, int64_t j) { return j < len(b); }},
+      {"key padding mask", {.key_padding_mask = padding}, [=](int64_t b, int64_t, int64_t j) { return j < len(b); }},
+      {"padding causal local", {.causal = true, .window = 3, .key_lengths = lengths_t},
+       [=](int64_t b, int64_t i, int64_t j) { return j < len(b) && j <= off + i && off + i - j <= 3; }},
+      {"bool mask", {.mask = pattern}, [=](int64_t, int64_t i, int64_t j) { return pat(i, j); }},
+      {"bool mask and padding", {.mask = pattern, .key_padding_mask = padding},
+       [=](int64_t b, int64_t i, int64_t j) { return pat(i, j) && j < len(b); }},
+  };
+}
+
+TEST(AttentionMasks, EveryKindMatchesBruteForceWithWeightsThatSumToOneAndZeroWhereMasked) {
+  const int64_t B = 3, H = 2, Tq = 5, Tk = 7, D = 4;
+  auto [q, k, v] = random_qkv(B, H, Tq, Tk, D, 11);
+  for (auto c : mask_cases()) {
+    SCOPED_TRACE(c.name);
+    expect_close(scaled_dot_product_attention(q, k, v, c.opt).out, brute_force_attention(q, k, v, c.allowed));
+    c.opt.need_weights = true;
+    const auto att = scaled_dot_product_attention(q, k, v, c.opt);
+    expect_close(att.out, brute_force_attention(q, k, v, c.allowed));
+    ASSERT_EQ(att.weights.sizes(), (std::vector<int64_t>{B, H, Tq, Tk}));
+    auto want_mask = torch::zeros({B, H, Tq, Tk}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < Tq; ++i)
+        for (int64_t j = 0; j < Tk; ++j) want_mask.index_put_({b, torch::indexing::Slice(), i, j}, c.allowed(b, i, j));
+    EXPECT_EQ(att.weights.masked_select(want_mask.logical_not()).abs().sum().item<float>(), 0.0f)
+        << "masked positions get exactly 0";
+    EXPECT_GT(att.weights.masked_select(want_mask).min().item<float>(), 0.0f) << "allowed positions get some weight";
+    // Rows sum to 1, except rows with nothing to see ("padding causal local": sequence 2 has one
+    // key, outside the window of its later queries), which are 0.
+    expect_close(att.weights.sum(-1), want_mask.any(-1).to(torch::kFloat));
+  }
+}
+
+TEST(AttentionMasks, FullyMaskedRowsGiveZeroWeightsAndOutputWithoutNaN) {
+  // Sequence 1 has no keys at all; in sequence 0 the bool mask hides every key from query 2.
+  const int64_t B = 2, H = 2, Tq = 4, Tk = 5, D = 3;
+  auto [q, k, v] = random_qkv(B, H, Tq, Tk, D, 12);
+  q.requires_grad_(true);
+  k.requires_grad_(true);
+  v.requires_grad_(true);
+  auto mask = torch::ones({B, 1, Tq, Tk}, torch::kBool);
+  mask[0][0][2].fill_(false);
+  const AttentionOptions opt{.mask = mask, .key_lengths = torch::tensor({5, 0}), .need_weights = true};
+  const auto att = scaled_dot_product_attention(q, k, v, opt);
+  EXPECT_FALSE(att.out.isnan().any().item<bool>());
+  EXPECT_EQ(att.out[1].abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(att.weights[1].abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(att.out[0].select(1, 2).abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(att.weights[0].select(1, 2).abs().max().item<float>(), 0.0f);
+  // Other rows are untouched: query 0 of sequence 0 sees every key.
+  expect_close(att.weights[0].select(1, 0).sum(-1), torch::ones({H}));
+  // The fast path (no weights) agrees, and nothing NaN flows back.
+  auto fast = scaled_dot_product_attention(q, k, v, {.mask = mask, .key_lengths = torch::tensor({5, 0})}).out;
+  expect_close(fast, att.out);
+  fast.sum().backward();
+  for (const auto* g : {&q, &k, &v}) EXPECT_TRUE(g->grad().isfinite().all().item<bool>());
+  EXPECT_EQ(k.grad()[1].abs().max().item<float>(), 0.0f) << "keys nobody sees get no gradient";
+  EXPECT_EQ(q.grad()[1].abs().max().item<float>(), 0.0f);
+}
+
+TEST(AttentionMasks, LaterTokensNeverChangeEarlierCausalOutputs) {
+  const int64_t T = 6, t = 3;
+  auto [q, k, v] = random_qkv(1, 2, T, T, 4, 13);
+  const auto before = scaled_dot_product_attention(q, k, v, {.causal = true}).out;
+  auto q2 = q.clone(), k2 = k.clone(), v2 = v.clone();
+  for (auto* x : {&q2, &k2, &v2}) x->narrow(2, t + 1, T - t - 1).normal_();
+  const auto after = scaled_dot_product_attention(q2, k2, v2, {.causal = true}).out;
+  EXPECT_TRUE(torch::equal(before.narrow(2, 0, t + 1), after.narrow(2, 0, t + 1)));
+  EXPECT_FALSE(torch::allclose(before.narrow(2, t + 1, T - t - 1), after.narrow(2, t + 1, T - t - 1)));
+}
+
+TEST(AttentionMasks, PaddedAndOutOfWindowKeysNeverMatter) {
+  const int64_t Tq = 6, Tk = 6;
+  auto [q, k, v] = random_qkv(2, 2, Tq, Tk, 4, 14);
+  const AttentionOptions padded{.key_lengths = torch::tensor({6, 3})};
+  auto k2 = k.clone(), v2 = v.clone();
+  k2[1].narrow(1, 3, 3).normal_();
+  v2[1].narrow(1, 3, 3).fill_(1e6);
+  EXPECT_TRUE(torch::allclose(scaled_dot_product_attention(q, k, v, padded).out,
+                              scaled_dot_product_attention(q, k2, v2, padded).out));
+  // Window 1: query 0 sees keys 0 and 1 only.
+  auto v3 = v.clone();
+  v3.narrow(2, 2, 4).fill_(1e6);
+  const auto local = scaled_dot_product_attention(q, k, v3, {.window = 1}).out;
+  EXPECT_LT(local.select(2, 0).abs().max().item<float>(), 100.0f);
+  EXPECT_GT(local.select(2, 1).abs().max().item<float>(), 100.0f) << "query 1 sees key 2";
+}
+
+TEST(AttentionMasks, RejectsMasksOfTheWrongShapeOrType) {
+  auto [q, k, v] = random_qkv(2, 2, 3, 4, 4, 15);
+  auto fails = [&](const AttentionOptions& opt) {
+    return attnzoo::testing::error_of<c10::Error>([&] { scaled_dot_product_attention(q, k, v, opt); });
+  };
+  EXPECT_CONTAINS(fails({.mask = torch::ones({3, 3}, torch::kBool)}), "does not broadcast");
+  EXPECT_CONTAINS(fails({.mask = torch::ones({3, 4})}), "must be bool");
+  EXPECT_CONTAINS(fails({.mask = torch::ones({1, 1, 1, 3, 4}, torch::kBool)}), "does not broadcast");
+  EXPECT_CONTAINS(fails({.key_padding_mask = torch::zeros({2, 3}, torch::kBool)}), "key padding mask");
+  EXPECT_CONTAINS(fails({.key_padding_mask = torch::zeros({2, 4})}), "key padding mask");
+  EXPECT_CONTAINS(fails({.key_lengths = torch::tensor({1, 2, 3})}), "key lengths");
+  EXPECT_CONTAINS(fails({.key_lengths = torch::tensor({1.0, 2.0})}), "integer");
+  EXPECT_CONTAINS(fails({.window = -2}), "window");
+  EXPECT_NO_THROW(scaled_dot_product_attention(q, k, v, {.mask = torch::ones({2, 1, 1, 4}, torch::kBool)}));
+}
+
+TEST(AttentionMasks, LocalMaskAndPaddingFromLengths) {
+  const auto m = local_mask(3, 5, 1, torch::kCPU);  // queries at positions 2, 3, 4
+  EXPECT_TRUE(torch::equal(m, torch::tensor({0, 1, 1, 1, 0,  //
+                                             0, 0, 1, 1, 1,  //
+                                             0, 0, 0, 1, 1},
+                                            torch::kBool)
+                                  .view({3, 5})));
+  EXPECT_TRUE(torch::equal(key_padding_mask_from_lengths(torch::tensor({3, 0, 5}), 4),
+                           torch::tensor({0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0}, torch::kBool).view({3, 4})));
+}
+
+TEST(AttentionMasks, MaskedSoftmax) {
+  const auto scores = torch::tensor({1.0f, 2.0f, 3.0f, 0.5f, 0.5f, 0.5f}).view({2, 3});
+  const auto allowed = torch::tensor({1, 0, 1, 0, 0, 0}, torch::kBool).view({2, 3});
+  const auto w = masked_softmax(scores, allowed);
+  const double e = std::exp(2.0);  // exp(3 - 1)
+  EXPECT_NEAR(w[0][0].item<double>(), 1.0 / (1.0 + e), 1e-6);
+  EXPECT_EQ(w[0][1].item<float>(), 0.0f);
+  EXPECT_NEAR(w[0][2].item<double>(), e / (1.0 + e), 1e-6);
+  EXPECT_EQ(w[1].abs().sum().item<float>(), 0.0f) << "nothing allowed: a zero row";
+  expect_close(masked_softmax(scores, {}), torch::softmax(scores, -1));
 }
 
 TEST(CausalMask, ShapeAndContent) {
