@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "apps/gpt-train/run.h"
+#include "apps/gpt-train/stop_text.h"
 #include "datasets/token_files.h"
 #include "engine/checkpoint.h"
 #include "engine/runtime.h"
@@ -49,13 +50,14 @@ struct TrainArgs {
 struct SampleArgs {
   std::string run, init_from, tokenizer, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
   int64_t max_new_tokens = 500, num_samples = 1, top_k = 0, threads = 0;
-  double temperature = 0.8, top_p = 1.0;
+  double temperature = 0.8, top_p = 1.0, repetition_penalty = 1.0;
+  std::vector<std::string> stop;
   uint64_t seed = 1337;
-  bool json = false, no_cache = false;
+  bool json = false, no_cache = false, ignore_eot = false;
 };
 
 struct EvalArgs {
-  std::string run, init_from, tokenizer, data, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
+  std::string run, init_from, tokenizer, data, text, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
   int64_t batch_size = 32, threads = 0;
   bool json = false;
 };
@@ -278,25 +280,43 @@ void sample(const SampleArgs& a) {
   else if (a.dtype != "fp32") throw std::invalid_argument("--dtype: expected fp32 or bf16, got '" + a.dtype + "'");
   if (a.max_new_tokens < 0 || a.num_samples < 1) throw std::invalid_argument("--max-new-tokens >= 0 and --num-samples >= 1");
   if (a.top_p <= 0.0 || a.top_p > 1.0) throw std::invalid_argument("--top-p must be in (0, 1]");
+  if (!(a.repetition_penalty > 0.0)) throw std::invalid_argument("--repetition-penalty must be positive");
   auto ids = prompt_ids(a, run.tokenizer);
   auto prompt = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
-  models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p}, !a.no_cache,
+  models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p, a.repetition_penalty}, !a.no_cache,
                               run.tokenizer.vocab_size()};
+  // GPT-2's end of text ends a sample, as Hugging Face's generate() stops at eos_token_id.
+  int64_t eot = -1;
+  for (const auto& [token, id] : run.tokenizer.special_tokens())
+    if (token == "<|endoftext|>" && !a.ignore_eot) eot = id;
   torch::Generator gen = at::detail::createCPUGenerator(a.seed);
   if (device.is_cuda()) {
     gen = at::globalContext().defaultGenerator(device);
     gen.set_current_seed(a.seed);
   }
+  const std::string prompt_text = run.tokenizer.decode(ids);
   nlohmann::json samples = nlohmann::json::array();
   for (int64_t i = 0; i < a.num_samples; ++i) {
-    if (!a.json) std::cout << run.tokenizer.decode(ids) << std::flush;
-    auto out = models::generate(run.model, prompt, opt, gen, [&](const torch::Tensor& next) {
-      if (!a.json) std::cout << run.tokenizer.decode({next.item<int64_t>()}) << std::flush;
+    if (!a.json) std::cout << prompt_text << std::flush;
+    apps::StopText stop(a.stop);
+    std::vector<int64_t> generated;
+    std::string text;
+    bool ended = false;
+    opt.should_stop = [&](const torch::Tensor&) { return ended || stop.stopped(); };
+    models::generate(run.model, prompt, opt, gen, [&](const torch::Tensor& next) {
+      const int64_t id = next.item<int64_t>();
+      if (id == eot) {
+        ended = true;
+        return;
+      }
+      generated.push_back(id);
+      text = run.tokenizer.decode(generated);
+      const std::string out = stop.update(text);
+      if (!a.json) std::cout << out << std::flush;
     });
-    auto all = out[0].to(torch::kCPU);
-    std::vector<int64_t> v(all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel());
-    if (a.json) samples.push_back(run.tokenizer.decode(v));
-    else std::cout << "\n---------------" << std::endl;
+    const std::string rest = stop.finish(text);
+    if (!a.json) std::cout << rest << "\n---------------" << std::endl;
+    else samples.push_back(prompt_text + stop.text());
   }
   // A sample may end inside a UTF-8 character (byte-level tokens): such bytes print as U+FFFD.
   if (a.json)
@@ -306,39 +326,67 @@ void sample(const SampleArgs& a) {
 }
 
 void eval(const EvalArgs& a) {
+  if (a.data.empty() == a.text.empty()) throw std::invalid_argument("eval needs exactly one of --data DIR and --text FILE");
   const auto device = engine::setup_runtime({a.device, a.threads});
   // A Hugging Face directory without a tokenizer of its own is read with the data's tokenizer.
   std::string tokenizer = a.tokenizer;
   if (!a.init_from.empty() && tokenizer.empty() && !apps::hf_tokenizer(apps::hf_dir_of(a.init_from), "", ""))
     tokenizer = a.data;
   auto run = apps::load_model(a.run, a.init_from, a.checkpoint, tokenizer, device);
-  datasets::TokenDataset data(a.data);
-  const std::string meta_path = (fs::path(a.data) / "meta.json").string();
-  if (data.meta().value("tokenizer", nlohmann::json()) != run.tokenizer_json)
-    throw std::invalid_argument(meta_path + ": the data was tokenized differently from " + run.checkpoint.string());
-  if (a.split != "val" && a.split != "train") throw std::invalid_argument("--split: expected val or train");
   if (a.batch_size < 1) throw std::invalid_argument("--batch-size must be positive");
-  const bool train_split = a.split == "train";
   const int64_t T = run.config.model.block_size;
-  const int64_t windows = data.num_windows(train_split, T);
-  if (windows < 1) data.require_block(T);
-  // Every non-overlapping window of the split, so the number is complete and deterministic.
   torch::NoGradGuard no_grad;
   double nll = 0;
   int64_t tokens = 0;
-  for (int64_t w = 0; w < windows; w += a.batch_size) {
-    auto b = data.window_batch(train_split, a.batch_size, T, w);
+  // Summed cross-entropy of one (B, t) batch of inputs and targets.
+  const auto add_batch = [&](const torch::Tensor& x, const torch::Tensor& y) {
     engine::AutocastGuard autocast(a.dtype, device);
-    auto logits = run.model->forward(b.x.to(device));
-    nll += losses::language_model_loss(logits, b.y.to(device)).item<double>() * static_cast<double>(b.y.numel());
-    tokens += b.y.numel();
+    auto logits = run.model->forward(x.to(device));
+    nll += losses::language_model_loss(logits, y.to(device)).item<double>() * static_cast<double>(y.numel());
+    tokens += y.numel();
+  };
+  if (!a.text.empty()) {
+    // Any text file, tokenized with the model's own tokenizer: every non-overlapping window of
+    // T tokens predicts its next tokens; the last, shorter window too.
+    const std::string text = datasets::read_text_file(a.text);
+    std::vector<int64_t> ids;
+    try {
+      ids = run.tokenizer.encode(text);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(a.text + ": " + e.what());
+    }
+    if (ids.size() < 2) throw std::runtime_error(a.text + ": fewer than 2 tokens, nothing to predict");
+    const auto all = torch::tensor(ids, torch::kLong);
+    const int64_t n = all.numel() - 1;  // predictions
+    const int64_t full = n / T;
+    for (int64_t w = 0; w < full; w += a.batch_size) {
+      const int64_t b = std::min(a.batch_size, full - w);
+      add_batch(all.narrow(0, w * T, b * T).view({b, T}), all.narrow(0, w * T + 1, b * T).view({b, T}));
+    }
+    if (const int64_t tail = n - full * T; tail > 0)
+      add_batch(all.narrow(0, full * T, tail).view({1, tail}), all.narrow(0, full * T + 1, tail).view({1, tail}));
+  } else {
+    datasets::TokenDataset data(a.data);
+    const std::string meta_path = (fs::path(a.data) / "meta.json").string();
+    if (data.meta().value("tokenizer", nlohmann::json()) != run.tokenizer_json)
+      throw std::invalid_argument(meta_path + ": the data was tokenized differently from " + run.checkpoint.string());
+    if (a.split != "val" && a.split != "train") throw std::invalid_argument("--split: expected val or train");
+    const bool train_split = a.split == "train";
+    const int64_t windows = data.num_windows(train_split, T);
+    if (windows < 1) data.require_block(T);
+    // Every non-overlapping window of the split, so the number is complete and deterministic.
+    for (int64_t w = 0; w < windows; w += a.batch_size) {
+      auto b = data.window_batch(train_split, a.batch_size, T, w);
+      add_batch(b.x, b.y);
+    }
   }
   const double loss = nll / static_cast<double>(tokens);
   if (a.json) {
     std::cout << nlohmann::json{{"loss", loss}, {"perplexity", std::exp(loss)}, {"tokens", tokens},
-                                {"split", a.split}, {"checkpoint", run.checkpoint.string()}}.dump() << std::endl;
+                                {"split", a.text.empty() ? a.split : a.text}, {"checkpoint", run.checkpoint.string()}}.dump()
+              << std::endl;
   } else {
-    std::cout << a.split << " loss " << loss << ", perplexity " << std::exp(loss) << " over " << tokens
+    std::cout << (a.text.empty() ? a.split : a.text) << " loss " << loss << ", perplexity " << std::exp(loss) << " over " << tokens
               << " tokens (" << run.checkpoint.string() << ")" << std::endl;
   }
 }
@@ -426,6 +474,11 @@ int main(int argc, char** argv) {
   sm->add_option("--device", sa.device, "auto, cpu or cuda")->capture_default_str();
   sm->add_option("--dtype", sa.dtype, "fp32 or bf16 weights")->capture_default_str();
   sm->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
+  sm->add_option("--repetition-penalty", sa.repetition_penalty,
+                 "Divide (multiply) the positive (negative) logits of tokens already in the text (1 = off; 1.2 is common)")
+      ->capture_default_str();
+  sm->add_option("--stop", sa.stop, "End a sample at this text (repeatable; the text itself is not printed)");
+  sm->add_flag("--ignore-eot", sa.ignore_eot, "Keep generating past <|endoftext|> (by default it ends a sample)");
   sm->add_flag("--no-cache", sa.no_cache, "Recompute the whole context per token (no KV cache)");
   sm->add_flag("--json", sa.json, "Print {\"samples\": [...]} instead of streaming text");
 
@@ -434,7 +487,8 @@ int main(int argc, char** argv) {
   ev->add_option("--run", ea.run, "Run directory");
   ev->add_option("--init-from", ea.init_from, "hf:DIR: a Hugging Face GPT-2 download instead of a run");
   ev->add_option("--tokenizer", ea.tokenizer, "With --init-from: tokenizer SPEC (default: DIR's own, else the data's)");
-  ev->add_option("--data", ea.data, "Prepared data directory")->required();
+  ev->add_option("--data", ea.data, "Prepared data directory (or --text)");
+  ev->add_option("--text", ea.text, "Any text file, tokenized with the model's tokenizer (or --data)");
   ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
   ev->add_option("--split", ea.split, "val or train")->capture_default_str();
   ev->add_option("--batch-size", ea.batch_size, "Windows per forward")->capture_default_str();

@@ -151,6 +151,16 @@ check "bpe model vocabulary padded to a multiple of 64" grep -q '"vocab_size":44
 check "sample from a bpe run" grep -q '"samples":\["<|endoftext|>' bpe_sample.json
 check "bpe sample is reproducible" cmp -s bpe_sample.json <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3)
 check "eval a bpe run" grep -q '"perplexity"' <("$GPT" eval --run run_bpe --data data_bpe --json)
+# --stop: the sample ends before the first stop text, which is not printed.
+full=$("$GPT" sample --run run_bpe --max-new-tokens 40 --json --seed 3 --ignore-eot | sed -E 's/.*"samples":\["(.*)"\]\}/\1/')
+stop_at=$(printf '%s' "$full" | sed -E 's/^<\|endoftext\|>//' | cut -c3-4)
+cut=$("$GPT" sample --run run_bpe --max-new-tokens 40 --json --seed 3 --ignore-eot --stop "$stop_at" | sed -E 's/.*"samples":\["(.*)"\]\}/\1/')
+check "--stop cuts the sample before the stop text" test "${full%%"$stop_at"*}" = "$cut"
+check "--repetition-penalty runs" grep -q '"samples"' <("$GPT" sample --run run_bpe --max-new-tokens 20 --json --repetition-penalty 1.3)
+expect_error "non-positive --repetition-penalty" "--repetition-penalty" "$GPT" sample --run run_bpe --repetition-penalty 0
+check "eval --text on any file" grep -q '"tokens":' <("$GPT" eval --run run_bpe --text corpus.txt --json)
+expect_error "eval with neither --data nor --text" "--text" "$GPT" eval --run run_bpe
+expect_error "eval with both --data and --text" "--text" "$GPT" eval --run run_bpe --data data_bpe --text corpus.txt
 expect_error "eval on data of another tokenizer" "tokenized differently" "$GPT" eval --run run_bpe --data data
 expect_error "--vocab-size below the bytes" "--vocab-size" "$GPT" prepare --input corpus.txt --out d5 --tokenizer bpe --vocab-size 100
 expect_error "unknown --tokenizer" "--tokenizer" "$GPT" prepare --input corpus.txt --out d6 --tokenizer sentencepiece
