@@ -79,6 +79,12 @@ class ByteBPE {
   // Errors: std::runtime_error "FILE:LINE: ..." (merges) or "FILE: ..." (vocabulary).
   static ByteBPE load_gpt2(const std::string& vocab_json, const std::string& merges_txt,
                            const std::string& pattern = "gpt2");
+  // The inverse of load_gpt2 for merges mode: DIR/vocab.json (token string in GPT-2's byte-to-unicode
+  // alphabet -> id, specials as their text) and DIR/merges.txt ("#version: 0.2", then "A B" per
+  // merge in rank order), the files Hugging Face's GPT2Tokenizer reads. Throws std::logic_error in
+  // ranks mode (tiktoken vocabularies have no merge list) or when a special token's text equals an
+  // ordinary token's string.
+  void save_gpt2(const std::string& dir) const;
   // A tiktoken rank file ("BASE64 RANK" lines; the pattern and specials of the encoding its file name
   // names: r50k_base/gpt2, p50k_base, cl100k_base, o200k_base) or a JSON bundle of npm tiktoken
   // ({"pat_str", "special_tokens", "bpe_ranks"}), told apart by the first byte.

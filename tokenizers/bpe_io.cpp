@@ -357,6 +357,42 @@ ByteBPE ByteBPE::load_gpt2(const std::string& vocab_json, const std::string& mer
   return built_from(merges_txt, [&] { return from_merges(pattern, byte_ids, merges, specials); });
 }
 
+void ByteBPE::save_gpt2(const std::string& dir) const {
+  if (ranks_mode_)
+    throw std::logic_error("byte BPE: a ranks-mode (tiktoken) vocabulary has no merge list to write as merges.txt");
+  const auto& to_cp = byte_to_codepoint();
+  const auto alphabet = [&](const std::string& bytes) {
+    std::string out;
+    for (const char c : bytes) {
+      const uint32_t cp = to_cp[static_cast<unsigned char>(c)];
+      if (cp < 0x80) {
+        out.push_back(static_cast<char>(cp));
+      } else {  // every code point of the map is below U+0800: two UTF-8 bytes
+        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+      }
+    }
+    return out;
+  };
+  json vocab = json::object();
+  for (int id = 0; id < vocab_size(); ++id) {
+    if (!has_id(id)) continue;
+    const std::string& bytes = vocab_[static_cast<std::size_t>(id)];
+    const auto special = specials_.find(bytes);
+    const std::string token = special != specials_.end() && special->second == id ? bytes : alphabet(bytes);
+    if (vocab.contains(token))
+      throw std::logic_error("byte BPE: token " + std::to_string(id) + " and token " + std::to_string(vocab[token].get<int>()) +
+                             " have the same vocab.json string '" + token + "'");
+    vocab[token] = id;
+  }
+  std::string merges = "#version: 0.2\n";
+  for (const auto& [a, b] : merges_)
+    merges += alphabet(vocab_[static_cast<std::size_t>(a)]) + ' ' + alphabet(vocab_[static_cast<std::size_t>(b)]) + '\n';
+  fs::create_directories(dir);
+  write_file((fs::path(dir) / "vocab.json").string(), vocab.dump() + "\n");
+  write_file((fs::path(dir) / "merges.txt").string(), merges);
+}
+
 ByteBPE ByteBPE::load_tiktoken(const std::string& file) {
   const std::string text = read_file(file);
   const std::size_t first = text.find_first_not_of(" \t\r\n");

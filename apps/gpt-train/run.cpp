@@ -155,7 +155,13 @@ void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
   auto model = run.model;
   model->to(torch::kCPU, torch::kFloat);
   weights::save_hf_gpt2_dir(out, run.config.model, weights::state_dict(*model), eos, force,
-                            [&](const fs::path& tmp) { run.tokenizer.save((tmp / "attnzoo_tokenizer").string()); });
+                            [&](const fs::path& tmp) {
+                              run.tokenizer.save((tmp / "attnzoo_tokenizer").string());
+                              // GPT2Tokenizer's files, when they say everything: a merges-mode byte
+                              // BPE with GPT-2's pre-split (the files carry no pattern).
+                              const auto* bpe = run.tokenizer.bpe();
+                              if (bpe && !bpe->ranks_mode() && bpe->pattern() == "gpt2") bpe->save_gpt2(tmp.string());
+                            });
 }
 
 }  // namespace attnzoo::apps

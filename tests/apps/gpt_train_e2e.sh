@@ -191,6 +191,8 @@ check "export writes no lm_head (tied)" bash -c "! head -c 8000 hf_a/model.safet
 "$GPT" sample --init-from hf:hf_a --max-new-tokens 40 --prompt line --seed 5 > hf_exported.txt
 check "exported model samples the same text as its run" cmp -s hf_run.txt hf_exported.txt
 check "export a bpe run (padded vocabulary kept)" "$GPT" export --run run_bpe --format hf --out hf_bpe > /dev/null
+check "exported bpe run has GPT2Tokenizer's vocab.json + merges.txt" test -s hf_bpe/vocab.json -a -s hf_bpe/merges.txt
+check "merges.txt starts with the version line" test "$(head -1 hf_bpe/merges.txt)" = "#version: 0.2"
 check "padded vocab_size in config.json" grep -q '"vocab_size":448' <(tr -d ' \n' < hf_bpe/config.json)
 check "exported bpe model: same text" cmp -s <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//') \
   <("$GPT" sample --init-from hf:hf_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//')

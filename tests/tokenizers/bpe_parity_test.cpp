@@ -107,6 +107,22 @@ TEST_F(BpeParity, Gpt2EncoderJsonAndVocabBpeMatchTiktoken) {
   expect_golden(again, "gpt2", "saved merges format");
 }
 
+TEST_F(BpeParity, WritesHuggingFaceFilesThatLoadBackUnchanged) {
+  // GPT-2's own files come back byte for byte; a trained tokenizer (specials after the merges) and
+  // the GPT-2 vocabulary both round-trip through vocab.json + merges.txt.
+  const auto gpt2 = ByteBPE::load_gpt2(fetched_data("gpt2/encoder.json"), fetched_data("gpt2/vocab.bpe"));
+  gpt2.save_gpt2(path("hf"));
+  EXPECT_EQ(ByteBPE::load_gpt2(path("hf/vocab.json"), path("hf/merges.txt")), gpt2);
+  EXPECT_EQ(read_bytes(path("hf/merges.txt")), read_bytes(fetched_data("gpt2/vocab.bpe")));
+  EXPECT_EQ(nlohmann::json::parse(read_bytes(path("hf/vocab.json"))),
+            nlohmann::json::parse(read_bytes(fetched_data("gpt2/encoder.json"))));
+  const auto trained = ByteBPE::train({"hello world, hello there\n\t naïve 中文"}, 300, "gpt2", {"<|endoftext|>"});
+  trained.save_gpt2(path("trained"));
+  const auto back = ByteBPE::load_gpt2(path("trained/vocab.json"), path("trained/merges.txt"));
+  EXPECT_EQ(back, trained);
+  EXPECT_THROW(bundle("gpt2").save_gpt2(path("ranks")), std::logic_error);
+}
+
 TEST_F(BpeParity, PlainRankFilesAndSavedRanksMatchTiktoken) {
   // A .tiktoken rank file ("BASE64 RANK" lines), as OpenAI publishes them, named after its encoding.
   const auto& bundled = bundle("cl100k_base");
