@@ -280,36 +280,11 @@ HfGpt2 load_hf_gpt2_dir(const fs::path& dir) {
 void save_hf_gpt2_dir(const fs::path& dir, const models::GPTConfig& cfg, const TensorMap& ours, std::optional<int64_t> eos,
                       bool force, const std::function<void(const fs::path&)>& extra) {
   const TensorMap hf = export_hf_gpt2(ours, cfg);
-  std::error_code ec;
-  if (fs::exists(dir)) {
-    if (!fs::is_directory(dir)) throw std::runtime_error(dir.string() + ": exists and is not a directory");
-    if (!fs::is_empty(dir) && !force)
-      throw std::runtime_error(dir.string() + ": exists and is not empty (pass --force to replace it)");
-  }
-  const fs::path parent = dir.has_parent_path() ? dir.parent_path() : fs::path(".");
-  fs::create_directories(parent, ec);
-  if (ec) throw std::runtime_error(parent.string() + ": cannot create directory: " + ec.message());
-  const fs::path name = dir.filename().empty() ? dir.parent_path().filename() : dir.filename();
-  const fs::path tmp = parent / ("." + name.string() + ".tmp-" + std::to_string(::getpid()));
-  const fs::path old = parent / ("." + name.string() + ".old-" + std::to_string(::getpid()));
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec)) throw std::runtime_error(tmp.string() + ": cannot create directory: " + ec.message());
-  try {
+  write_directory(dir, force, [&](const fs::path& tmp) {
     write_text(tmp / "config.json", gpt2_config_to_hf(cfg, eos).dump(2) + "\n");
     save_safetensors((tmp / "model.safetensors").string(), hf, {{"format", "pt"}});
     if (extra) extra(tmp);
-    fsync_directory(tmp.string());
-    // The old directory moves aside only once the new one is complete; a crash between the two
-    // renames leaves it as .NAME.old-PID.
-    const bool replace = fs::exists(dir);
-    if (replace) fs::rename(dir, old);
-    fs::rename(tmp, dir);
-    if (replace) fs::remove_all(old, ec);
-    fsync_directory(parent.string());
-  } catch (const std::exception& e) {
-    fs::remove_all(tmp, ec);
-    throw std::runtime_error(dir.string() + ": not written: " + e.what());
-  }
+  });
 }
 
 }  // namespace attnzoo::weights

@@ -4,7 +4,12 @@
 //   gpt-train train --data DIR --out RUN --init-from hf:HFDIR   (fine-tune a Hugging Face GPT-2)
 //   gpt-train sample (--run RUN | --init-from hf:HFDIR) [--prompt TEXT] [--max-new-tokens N]
 //   gpt-train eval (--run RUN | --init-from hf:HFDIR) --data DIR [--json]
-//   gpt-train export --run RUN --format hf --out HFDIR
+//   gpt-train train ... --lora-rank R [--lora-alpha A --lora-dropout P --lora-targets c_attn,c_proj,c_fc]
+//   gpt-train sample|eval ... --lora ADAPTER_DIR                (a PEFT adapter on the base)
+//   gpt-train export --run RUN --format hf --out HFDIR [--merge-lora]
+//   gpt-train export --run RUN --format peft --out ADAPTER_DIR  (a LoRA run's adapters alone)
+#include <sys/resource.h>
+
 #include <cmath>
 #include <csignal>
 #include <filesystem>
@@ -22,8 +27,10 @@
 #include "engine/trainer.h"
 #include "losses/language_model.h"
 #include "models/gpt/generate.h"
+#include "models/gpt/lora.h"
 #include "tokenizers/utf8.h"
 #include "weights/hf_gpt2.h"
+#include "weights/peft_lora.h"
 #include "weights/state_dict.h"
 
 namespace fs = std::filesystem;
@@ -45,10 +52,13 @@ struct TrainArgs {
   std::optional<double> lr, min_lr, dropout, weight_decay, grad_clip, beta1, beta2;
   std::optional<std::string> dtype, device, lr_schedule;
   std::optional<uint64_t> seed;
+  std::optional<int64_t> lora_rank;
+  std::optional<double> lora_alpha, lora_dropout;
+  std::optional<std::string> lora_targets;
 };
 
 struct SampleArgs {
-  std::string run, init_from, tokenizer, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
+  std::string run, init_from, lora, tokenizer, checkpoint = "best", prompt, prompt_file, device = "auto", dtype = "fp32";
   int64_t max_new_tokens = 500, num_samples = 1, top_k = 0, threads = 0;
   double temperature = 0.8, top_p = 1.0, repetition_penalty = 1.0;
   std::vector<std::string> stop;
@@ -57,14 +67,14 @@ struct SampleArgs {
 };
 
 struct EvalArgs {
-  std::string run, init_from, tokenizer, data, text, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
+  std::string run, init_from, lora, tokenizer, data, text, checkpoint = "best", device = "auto", dtype = "fp32", split = "val";
   int64_t batch_size = 32, threads = 0;
   bool json = false;
 };
 
 struct ExportArgs {
   std::string run, checkpoint = "best", format = "hf", out;
-  bool force = false;
+  bool force = false, merge_lora = false;
 };
 
 // The tokenizer of `prepare`: char and bpe are trained on the corpus, gpt2 is GPT-2's own
@@ -149,6 +159,40 @@ void apply_flags(apps::GptRunConfig& c, const TrainArgs& a) {
   if (!a.data.empty()) c.data = a.data;
 }
 
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= s.size()) {
+    const auto end = std::min(s.find(',', start), s.size());
+    if (end > start) out.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// The --lora-* flags of a new run. LoRA runs default to no weight decay (Hugging Face
+// TrainingArguments' default, with which PEFT's examples train), unless --weight-decay is given.
+void apply_lora_flags(apps::GptRunConfig& c, const TrainArgs& a) {
+  if (!a.lora_rank) {
+    if (a.lora_alpha || a.lora_dropout || a.lora_targets)
+      throw std::invalid_argument("--lora-alpha, --lora-dropout and --lora-targets need --lora-rank");
+    return;
+  }
+  if (*a.lora_rank <= 0) throw std::invalid_argument("--lora-rank must be positive, got " + std::to_string(*a.lora_rank));
+  c.lora.rank = *a.lora_rank;
+  if (a.lora_alpha) c.lora.alpha = *a.lora_alpha;
+  if (a.lora_dropout) c.lora.dropout = *a.lora_dropout;
+  if (a.lora_targets) c.lora.targets = split_commas(*a.lora_targets);
+  if (!a.weight_decay) c.train.weight_decay = 0.0;
+}
+
+// Peak resident memory of this process so far, in MiB (the kernel's VmHWM).
+double peak_rss_mib() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
 // Returns the exit code: 0, or 128 + the signal that interrupted training (after saving).
 int train(const TrainArgs& a) {
   apps::GptRunConfig cfg = apps::default_run_config();
@@ -165,6 +209,8 @@ int train(const TrainArgs& a) {
     hf = weights::load_hf_gpt2_dir(apps::hf_dir_of(a.init_from));
     cfg.model = hf->config;
   }
+  if (a.resume && (a.lora_rank || a.lora_alpha || a.lora_dropout || a.lora_targets))
+    throw std::invalid_argument("--lora-*: cannot be combined with --resume (the adapters come from the checkpoint)");
   if (a.resume) {
     // The checkpoint's config is the base; only training settings may change.
     if (!engine::CheckpointStore(a.out).latest())
@@ -177,6 +223,8 @@ int train(const TrainArgs& a) {
   const auto model_before = nlohmann::json(cfg.model);
   if (!a.config.empty()) apps::apply_json(cfg, apps::read_json_file(a.config), a.config);
   apply_flags(cfg, a);
+  if (!a.resume) apply_lora_flags(cfg, a);
+  if (hf && cfg.lora.enabled() && cfg.lora.base_model.empty()) cfg.lora.base_model = apps::hf_dir_of(a.init_from).string();
   if (cfg.data.empty()) throw std::invalid_argument("--data is required");
 
   datasets::TokenDataset data(cfg.data);
@@ -211,6 +259,14 @@ int train(const TrainArgs& a) {
   }
   cfg.model.validate();
   cfg.train.validate();
+  if (cfg.lora.enabled()) {
+    try {
+      cfg.lora.validate();
+      (void)models::lora_layer_names(cfg.model, cfg.lora.targets);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--lora-*: ") + e.what());
+    }
+  }
   if (a.dump_config) {
     std::cout << apps::to_json(cfg).dump(2) << std::endl;
     return 0;
@@ -222,11 +278,17 @@ int train(const TrainArgs& a) {
   models::GPT model(cfg.model);
   if (hf) weights::load_state_dict(*model, hf->tensors, /*strict=*/true, a.init_from);
   model->to(device);
+  if (cfg.lora.enabled()) models::add_lora(model, cfg.lora);  // freezes the base
   if (hf) std::cout << "initialised from " << a.init_from << std::endl;
   std::cout << "model: " << cfg.model.n_layer << " layers, " << cfg.model.n_head << " heads, " << cfg.model.n_embd
             << " dim, block " << cfg.model.block_size << ", vocab " << cfg.model.vocab_size << ", "
-            << model->num_parameters(true) / 1e6 << "M parameters; " << at::get_num_threads() << " threads, "
-            << cfg.train.dtype << ", " << (device.is_cuda() ? "cuda" : "cpu") << std::endl;
+            << model->num_parameters(true) / 1e6 << "M parameters (" << models::num_trainable_parameters(*model)
+            << " trainable); " << at::get_num_threads() << " threads, " << cfg.train.dtype << ", "
+            << (device.is_cuda() ? "cuda" : "cpu") << std::endl;
+  if (cfg.lora.enabled())
+    std::cout << "LoRA: rank " << cfg.lora.rank << ", alpha " << cfg.lora.alpha << ", dropout " << cfg.lora.dropout
+              << " on " << models::lora_layer_names(cfg.model, cfg.lora.targets).size()
+              << " layers; the base is frozen" << std::endl;
 
   const auto& t = cfg.train;
   const int64_t T = cfg.model.block_size;
@@ -245,8 +307,16 @@ int train(const TrainArgs& a) {
 
   auto result = engine::train(*model, task, cfg.train, a.out, a.resume, device);
   if (result.interrupted) return 128 + result.signal;
+  if (cfg.lora.enabled()) {
+    // The final adapters alone, in PEFT's format (any checkpoint's: export --format peft).
+    weights::TensorMap adapters;
+    for (const auto& [k, v] : models::lora_state_dict(model)) adapters[k] = v.to(torch::kCPU, torch::kFloat);
+    weights::save_peft_adapter_dir(fs::path(a.out) / "adapter", cfg.lora, adapters, /*force=*/true);
+    std::cout << "adapters (PEFT): " << (fs::path(a.out) / "adapter").string() << std::endl;
+  }
   std::cout << "done: " << result.steps_done << " steps in " << result.seconds << " s; val loss "
-            << result.last_val_loss << " (best " << result.best_val_loss << "); run in " << a.out << std::endl;
+            << result.last_val_loss << " (best " << result.best_val_loss << "); peak RSS " << std::lround(peak_rss_mib())
+            << " MiB; run in " << a.out << std::endl;
   return 0;
 }
 
@@ -275,7 +345,7 @@ std::vector<int64_t> prompt_ids(const SampleArgs& a, const tokenizers::Tokenizer
 
 void sample(const SampleArgs& a) {
   const auto device = engine::setup_runtime({a.device, a.threads});
-  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, a.tokenizer, device);
+  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, a.tokenizer, device, a.lora);
   if (a.dtype == "bf16") run.model->to(torch::kBFloat16);
   else if (a.dtype != "fp32") throw std::invalid_argument("--dtype: expected fp32 or bf16, got '" + a.dtype + "'");
   if (a.max_new_tokens < 0 || a.num_samples < 1) throw std::invalid_argument("--max-new-tokens >= 0 and --num-samples >= 1");
@@ -332,7 +402,7 @@ void eval(const EvalArgs& a) {
   std::string tokenizer = a.tokenizer;
   if (!a.init_from.empty() && tokenizer.empty() && !apps::hf_tokenizer(apps::hf_dir_of(a.init_from), "", ""))
     tokenizer = a.data;
-  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, tokenizer, device);
+  auto run = apps::load_model(a.run, a.init_from, a.checkpoint, tokenizer, device, a.lora);
   if (a.batch_size < 1) throw std::invalid_argument("--batch-size must be positive");
   const int64_t T = run.config.model.block_size;
   torch::NoGradGuard no_grad;
@@ -392,8 +462,23 @@ void eval(const EvalArgs& a) {
 }
 
 void export_model(const ExportArgs& a) {
-  if (a.format != "hf") throw std::invalid_argument("--format: expected hf, got '" + a.format + "'");
+  if (a.format != "hf" && a.format != "peft")
+    throw std::invalid_argument("--format: expected hf or peft, got '" + a.format + "'");
+  if (a.merge_lora && a.format != "hf") throw std::invalid_argument("--merge-lora: only with --format hf");
   auto run = apps::load_run(a.run, a.checkpoint, torch::kCPU);
+  if (a.format == "peft") {
+    apps::export_peft(run, a.out, a.force);
+    std::cout << "exported the LoRA adapters of " << run.checkpoint.string() << " to " << a.out
+              << " (PEFT: adapter_config.json, adapter_model.safetensors)" << std::endl;
+    return;
+  }
+  if (a.merge_lora) {
+    try {
+      apps::merge_lora(run);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("--merge-lora: ") + e.what());
+    }
+  }
   apps::export_hf(run, a.out, a.force);
   std::cout << "exported " << run.checkpoint.string() << " to " << a.out << " (Hugging Face GPT-2: config.json, "
             << "model.safetensors; vocab " << run.config.model.vocab_size << ")" << std::endl;
@@ -455,11 +540,18 @@ int main(int argc, char** argv) {
   tr->add_option("--device", ta.device, "auto, cpu or cuda");
   tr->add_option("--threads", ta.threads, "CPU threads (0 = all cores)");
   tr->add_option("--seed", ta.seed, "Random seed (weights, batches, dropout)");
+  tr->add_option("--lora-rank", ta.lora_rank, "LoRA: train rank-r adapters only, the base frozen (also writes RUN/adapter, PEFT)");
+  tr->add_option("--lora-alpha", ta.lora_alpha, "LoRA: scaling alpha / r (default 8, PEFT's)");
+  tr->add_option("--lora-dropout", ta.lora_dropout, "LoRA: dropout on the adapters' input (default 0)");
+  tr->add_option("--lora-targets", ta.lora_targets,
+                 "LoRA: comma-separated layers, PEFT's suffix rule: c_attn, c_proj (attn and mlp), c_fc, attn.c_proj, "
+                 "mlp.c_proj (default c_attn)");
 
   SampleArgs sa;
   auto* sm = app.add_subcommand("sample", "Generate text from a trained run");
   sm->add_option("--run", sa.run, "Run directory");
   sm->add_option("--init-from", sa.init_from, "hf:DIR: a Hugging Face GPT-2 download instead of a run");
+  sm->add_option("--lora", sa.lora, "A PEFT LoRA adapter directory to apply to the model");
   sm->add_option("--tokenizer", sa.tokenizer, "With --init-from: tokenizer SPEC or prepared data DIR (default: DIR's "
                                               "vocab.json + merges.txt, else data/gpt2)");
   sm->add_option("--checkpoint", sa.checkpoint, "best, latest or step-N")->capture_default_str();
@@ -486,6 +578,7 @@ int main(int argc, char** argv) {
   auto* ev = app.add_subcommand("eval", "Loss and perplexity of a run on a prepared split");
   ev->add_option("--run", ea.run, "Run directory");
   ev->add_option("--init-from", ea.init_from, "hf:DIR: a Hugging Face GPT-2 download instead of a run");
+  ev->add_option("--lora", ea.lora, "A PEFT LoRA adapter directory to apply to the model");
   ev->add_option("--tokenizer", ea.tokenizer, "With --init-from: tokenizer SPEC (default: DIR's own, else the data's)");
   ev->add_option("--data", ea.data, "Prepared data directory (or --text)");
   ev->add_option("--text", ea.text, "Any text file, tokenized with the model's tokenizer (or --data)");
@@ -501,8 +594,10 @@ int main(int argc, char** argv) {
   auto* ex = app.add_subcommand("export", "Write a run's model in another format (hf: Hugging Face GPT-2)");
   ex->add_option("--run", xa.run, "Run directory")->required();
   ex->add_option("--checkpoint", xa.checkpoint, "best, latest or step-N")->capture_default_str();
-  ex->add_option("--format", xa.format, "hf: config.json + model.safetensors for GPT2LMHeadModel.from_pretrained")
+  ex->add_option("--format", xa.format,
+                 "hf: config.json + model.safetensors for GPT2LMHeadModel.from_pretrained; peft: a LoRA run's adapters")
       ->capture_default_str();
+  ex->add_flag("--merge-lora", xa.merge_lora, "--format hf of a LoRA run: merge the adapters into the weights");
   ex->add_option("--out", xa.out, "Output directory (must not exist or be empty, unless --force)")->required();
   ex->add_flag("--force", xa.force, "Replace a non-empty --out");
 

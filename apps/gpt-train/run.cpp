@@ -5,6 +5,7 @@
 
 #include "engine/checkpoint.h"
 #include "weights/hf_gpt2.h"
+#include "weights/peft_lora.h"
 #include "weights/state_dict.h"
 
 namespace attnzoo::apps {
@@ -29,7 +30,9 @@ GptRunConfig default_run_config() {
 }
 
 nlohmann::json to_json(const GptRunConfig& cfg) {
-  return {{"model", cfg.model}, {"train", cfg.train}, {"data", cfg.data}};
+  nlohmann::json j = {{"model", cfg.model}, {"train", cfg.train}, {"data", cfg.data}};
+  if (cfg.lora.enabled()) j["lora"] = cfg.lora;
+  return j;
 }
 
 void apply_json(GptRunConfig& cfg, const nlohmann::json& j, const std::string& source) {
@@ -39,7 +42,8 @@ void apply_json(GptRunConfig& cfg, const nlohmann::json& j, const std::string& s
       if (key == "model") engine::merge_json(cfg.model, value, "model");
       else if (key == "train") engine::merge_json(cfg.train, value, "train");
       else if (key == "data" && value.is_string()) cfg.data = value.get<std::string>();
-      else throw std::invalid_argument("unknown key '" + key + "' (expected model, train, data)");
+      else if (key == "lora") engine::merge_json(cfg.lora, value, "lora");
+      else throw std::invalid_argument("unknown key '" + key + "' (expected model, train, data, lora)");
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(source + ": " + e.what());
@@ -84,6 +88,13 @@ LoadedRun load_run(const fs::path& run, const std::string& which, torch::Device 
                              std::to_string(out.tokenizer.vocab_size()) + " tokens but the model only " +
                              std::to_string(out.config.model.vocab_size));
   out.model = models::GPT(out.config.model);
+  if (out.config.lora.enabled()) {
+    try {
+      models::add_lora(out.model, out.config.lora);
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error((out.checkpoint / "config.json").string() + ": " + e.what());
+    }
+  }
   weights::load_state_dict(*out.model, ckpt.model, /*strict=*/true, (out.checkpoint / "model.safetensors").string());
   out.model->to(device);
   out.model->eval();
@@ -140,15 +151,43 @@ LoadedRun load_hf(const fs::path& dir, const std::string& tokenizer_spec, const 
 }
 
 LoadedRun load_model(const std::string& run, const std::string& init_from, const std::string& which,
-                     const std::string& tokenizer_spec, torch::Device device) {
+                     const std::string& tokenizer_spec, torch::Device device, const std::string& lora_dir) {
   if (run.empty() == init_from.empty()) throw std::invalid_argument("give one of --run RUN and --init-from hf:DIR");
-  if (!init_from.empty()) return load_hf(hf_dir_of(init_from), tokenizer_spec, "data/gpt2", device);
-  if (!tokenizer_spec.empty())
+  if (init_from.empty() && !tokenizer_spec.empty())
     throw std::invalid_argument("--tokenizer: only with --init-from (a run's checkpoint holds its tokenizer)");
-  return load_run(run, which, device);
+  LoadedRun out = !init_from.empty() ? load_hf(hf_dir_of(init_from), tokenizer_spec, "data/gpt2", device)
+                                     : load_run(run, which, device);
+  if (!lora_dir.empty()) {
+    if (out.config.lora.enabled())
+      throw std::invalid_argument("--lora: " + out.checkpoint.string() + " already has LoRA adapters (rank " +
+                                  std::to_string(out.config.lora.rank) + "); give its base instead");
+    auto adapter = weights::load_peft_adapter_dir(lora_dir);
+    weights::apply_peft_adapter(out.model, adapter, (fs::path(lora_dir) / "adapter_model.safetensors").string());
+    out.model->to(device);
+    out.model->eval();
+    out.config.lora = adapter.config;
+  }
+  return out;
+}
+
+void merge_lora(LoadedRun& run) {
+  if (!run.config.lora.enabled())
+    throw std::invalid_argument(run.checkpoint.string() + " has no LoRA adapters to merge");
+  const auto& ref = run.model->transformer->wte->weight;
+  const auto device = ref.device();
+  const auto dtype = ref.scalar_type();
+  auto merged = models::merged_state_dict(run.model);
+  run.config.lora = models::LoraConfig{};
+  run.model = models::GPT(run.config.model);
+  weights::load_state_dict(*run.model, merged, /*strict=*/true, "merged LoRA model");
+  run.model->to(device, dtype);
+  run.model->eval();
 }
 
 void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
+  if (run.config.lora.enabled())
+    throw std::invalid_argument(run.checkpoint.string() + " has LoRA adapters: pass --merge-lora (a plain GPT-2 with them "
+                                "merged) or use --format peft (the adapters alone)");
   std::optional<int64_t> eos;
   for (const auto& [token, id] : run.tokenizer.special_tokens())
     if (token == "<|endoftext|>") eos = id;
@@ -162,6 +201,14 @@ void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
                               const auto* bpe = run.tokenizer.bpe();
                               if (bpe && !bpe->ranks_mode() && bpe->pattern() == "gpt2") bpe->save_gpt2(tmp.string());
                             });
+}
+
+void export_peft(const LoadedRun& run, const fs::path& out, bool force) {
+  if (!run.config.lora.enabled())
+    throw std::invalid_argument("--format peft: " + run.checkpoint.string() + " has no LoRA adapters (train with --lora-rank)");
+  weights::TensorMap adapters;
+  for (const auto& [k, v] : models::lora_state_dict(run.model)) adapters[k] = v.to(torch::kCPU, torch::kFloat);
+  weights::save_peft_adapter_dir(out, run.config.lora, adapters, force);
 }
 
 }  // namespace attnzoo::apps

@@ -56,6 +56,13 @@ GPTConfig gpt_preset(const std::string& name) {
                               "' (expected tiny, shakespeare-char, shakespeare-char-cpu or gpt2)");
 }
 
+torch::Tensor LoraBranch::add(const torch::Tensor& y, const torch::Tensor& x, bool training) const {
+  if (!active()) return y;
+  auto h = dropout > 0.0 ? torch::dropout(x, dropout, training) : x;
+  // (..., in) -> (..., r) -> (..., out)
+  return y + scaling * linear(linear(h, A->weight, torch::Tensor()), B->weight, torch::Tensor());
+}
+
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GPTConfig& cfg)
     : n_head(cfg.n_head), attn_dropout(cfg.dropout) {
   const int64_t C = cfg.n_embd;
@@ -68,7 +75,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KVCache* 
   const int64_t B = x.size(0), T = x.size(1), C = x.size(2), H = n_head, D = C / H;
   // (B, T, 3C) -> 3 × (B, T, C) -> (B, T, H, D) -> (B, H, T, D), all views. split (not select) keeps
   // the backward to one concatenation instead of three zero-filled full-size gradients.
-  auto qkv = linear(c_attn, x).split(C, 2);
+  auto qkv = c_attn_lora.add(linear(c_attn, x), x, is_training()).split(C, 2);
   auto q = qkv[0].view({B, T, H, D}).transpose(1, 2);
   auto k = qkv[1].view({B, T, H, D}).transpose(1, 2);
   auto v = qkv[2].view({B, T, H, D}).transpose(1, 2);
@@ -84,7 +91,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, KVCache* 
   auto att = scaled_dot_product_attention(q, k, v, opt);
   if (keep_weights) last_weights = att.weights;
   auto y = att.out.transpose(1, 2).reshape({B, T, C});  // (B, H, T, D) -> (B, T, C)
-  return resid_dropout(linear(c_proj, y));
+  return resid_dropout(c_proj_lora.add(linear(c_proj, y), y, is_training()));
 }
 
 MLPImpl::MLPImpl(const GPTConfig& cfg) : act(cfg.activation) {
@@ -95,7 +102,8 @@ MLPImpl::MLPImpl(const GPTConfig& cfg) : act(cfg.activation) {
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  return dropout(linear(c_proj, activation(linear(c_fc, x), act)));
+  auto h = activation(c_fc_lora.add(linear(c_fc, x), x, is_training()), act);  // (B, T, 4C)
+  return dropout(c_proj_lora.add(linear(c_proj, h), h, is_training()));
 }
 
 BlockImpl::BlockImpl(const GPTConfig& cfg) {

@@ -42,6 +42,21 @@ GPTConfig gpt_shakespeare_char_cpu();  // nanoGPT's CPU recipe from its README (
 GPTConfig gpt2_small();                // GPT-2 124M
 GPTConfig gpt_preset(const std::string& name);
 
+// A LoRA branch on one Linear layer (Hu et al. 2021; added by models/gpt/lora.h): the layer's
+// output gains scaling · B(A(dropout(x))). A and B are registered inside the adapted Linear as
+// `lora_A` and `lora_B`, so their keys are PEFT's (transformer.h.N.attn.c_attn.lora_A.weight).
+// Empty (no adapter) by default.
+struct LoraBranch {
+  torch::nn::Linear A = nullptr;  // in -> r, weight (r, in): Kaiming-uniform, as PEFT
+  torch::nn::Linear B = nullptr;  // r -> out, weight (out, r): zeros, so a new adapter changes nothing
+  double scaling = 1.0;           // alpha / r
+  double dropout = 0.0;           // on the branch's input only
+
+  bool active() const { return !A.is_empty(); }
+  // y + scaling · B(A(dropout(x))) for the layer's output y (..., out) and input x (..., in).
+  torch::Tensor add(const torch::Tensor& y, const torch::Tensor& x, bool training) const;
+};
+
 // One layer's keys and values for incremental decoding, preallocated to the block size.
 struct KVCache {
   torch::Tensor k, v;  // (B, H, block_size, D)
@@ -60,6 +75,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear c_attn = nullptr;  // C -> 3C: q, k, v
   torch::nn::Linear c_proj = nullptr;  // C -> C
   torch::nn::Dropout resid_dropout = nullptr;
+  LoraBranch c_attn_lora, c_proj_lora;  // empty unless LoRA is added (lora.h)
   int64_t n_head;
   double attn_dropout;
   torch::Tensor last_weights;  // (B, H, T, T') of the last forward when keep_weights
@@ -75,6 +91,7 @@ class MLPImpl : public torch::nn::Module {
   torch::nn::Linear c_fc = nullptr;    // C -> 4C
   torch::nn::Linear c_proj = nullptr;  // 4C -> C
   torch::nn::Dropout dropout = nullptr;
+  LoraBranch c_fc_lora, c_proj_lora;  // empty unless LoRA is added (lora.h)
   std::string act;
 };
 TORCH_MODULE(MLP);

@@ -220,5 +220,42 @@ expect_error "HF config disagrees with the weights" "c_attn.weight: expected [48
 mkdir hf_empty
 expect_error "HF directory without config.json" "hf_empty/config.json" "$GPT" sample --init-from hf:hf_empty --tokenizer data
 
+# --- LoRA: adapters on the tiny HF model, PEFT files, exact resume, adapter on its base, merged export
+LORA=(--init-from "hf:$HF" --lora-rank 4 --lora-alpha 8 --lora-targets c_attn,c_proj,c_fc --batch-size 4 --eval-iters 2
+      --threads 2 --eval-interval 3 --lr 1e-2 --warmup-iters 1 --lr-decay-iters 6 --dropout 0.1 --lora-dropout 0.1)
+check "LoRA fine-tune --init-from hf:DIR" "$GPT" train --data data --out run_lora "${LORA[@]}" --max-iters 6 > lora_log.txt
+check "LoRA run counts its trainable parameters" grep -q "(4096 trainable)" lora_log.txt
+check "LoRA run wrote PEFT adapter files" test -s run_lora/adapter/adapter_model.safetensors -a -s run_lora/adapter/adapter_config.json
+check "adapter_config.json is PEFT's" grep -q '"peft_type":"LORA"' <(tr -d ' \n' < run_lora/adapter/adapter_config.json)
+check "PEFT key names and shapes" grep -qE '"base_model.model.transformer.h.0.attn.c_attn.lora_A.weight":\{"data_offsets":\[[0-9]+,[0-9]+\],"dtype":"F32","shape":\[4,32\]' <(head -c 6000 run_lora/adapter/adapter_model.safetensors | tr -d ' ')
+check "LoRA train 3 steps" "$GPT" train --data data --out run_lora_b "${LORA[@]}" --max-iters 3 > /dev/null
+check "LoRA resume to 6 steps" "$GPT" train --out run_lora_b --resume --max-iters 6 > /dev/null
+if cmp -s run_lora/checkpoints/step-000006/model.safetensors run_lora_b/checkpoints/step-000006/model.safetensors; then
+  pass "resumed LoRA run is bit-identical"; else fail "resumed LoRA run is bit-identical"; fi
+nockpt() { sed 's/"checkpoint":"[^"]*"//'; }
+"$GPT" sample --run run_lora --max-new-tokens 40 --prompt line --seed 5 --json | nockpt > lora_run.txt
+"$GPT" sample --init-from "hf:$HF" --tokenizer data --max-new-tokens 40 --prompt line --seed 5 --json | nockpt > lora_base.txt
+"$GPT" sample --init-from "hf:$HF" --tokenizer data --lora run_lora/adapter --max-new-tokens 40 --prompt line --seed 5 --json | nockpt > lora_applied.txt
+check "LoRA run samples" grep -q '"samples":\["line' lora_run.txt
+check "the adapters change the text" bash -c "! cmp -s lora_run.txt lora_base.txt"
+check "--lora ADAPTER on the base samples as the run" cmp -s lora_run.txt lora_applied.txt
+check "eval --lora" grep -q '"perplexity"' <("$GPT" eval --init-from "hf:$HF" --lora run_lora/adapter --data data --json)
+check "export --merge-lora --format hf" "$GPT" export --run run_lora --merge-lora --format hf --out hf_merged > /dev/null
+check "merged export has no adapter keys" bash -c "! head -c 8000 hf_merged/model.safetensors | grep -q lora"
+"$GPT" sample --init-from hf:hf_merged --max-new-tokens 40 --prompt line --seed 5 --json | nockpt > lora_merged.txt
+check "merged export samples the same text" cmp -s lora_run.txt lora_merged.txt
+check "export --format peft" "$GPT" export --run run_lora --checkpoint step-3 --format peft --out peft_3 > /dev/null
+check "exported adapters load onto the base" "$GPT" sample --init-from "hf:$HF" --tokenizer data --lora peft_3 --max-new-tokens 5 > /dev/null
+expect_error "--lora-rank 0" "--lora-rank" "$GPT" train --data data --out r_l0 --init-from "hf:$HF" --lora-rank 0
+expect_error "unknown --lora-targets" "q_proj" "$GPT" train --data data --out r_l1 --init-from "hf:$HF" --lora-rank 4 --lora-targets c_attn,q_proj
+expect_error "--lora-alpha without --lora-rank" "--lora-rank" "$GPT" train --data data --out r_l2 --lora-alpha 16
+expect_error "export of a LoRA run without --merge-lora" "--merge-lora" "$GPT" export --run run_lora --format hf --out hf_x2
+expect_error "--merge-lora on a run without adapters" "no LoRA adapters" "$GPT" export --run run_a --merge-lora --format hf --out hf_x3
+cp -r run_lora/adapter adapter_r8 && sed -i 's/"r": 4/"r": 8/' adapter_r8/adapter_config.json
+expect_error "adapter whose rank disagrees with its weights" "expected [8, 32], got [4, 32]" "$GPT" sample --init-from "hf:$HF" --tokenizer data --lora adapter_r8
+expect_error "adapter for another base" "another base" "$GPT" sample --run run_hf --lora adapter_r8
+expect_error "--lora on a LoRA run" "already has LoRA" "$GPT" sample --run run_lora --lora run_lora/adapter
+expect_error "--lora without adapter files" "adapter_config.json" "$GPT" sample --run run_a --lora data
+
 echo "$failures failure(s)"
 [ "$failures" -eq 0 ]
