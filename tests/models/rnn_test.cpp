@@ -151,24 +151,47 @@ TEST(Seq2Seq, ShapesAttentionRowsAndPadding) {
   EXPECT_THROW(Seq2Seq(Seq2SeqConfig{.attention = "local"}), std::invalid_argument);
 }
 
-TEST(Seq2Seq, SoftAttentionLearnsToReverse) {
-  torch::manual_seed(4);
+namespace {
+
+// Trains an attention encoder-decoder to reverse sequences of 5 tokens from 7 symbols for 300 steps
+// and returns its greedy decoding of 200 fresh ones.
+std::pair<Seq2SeqDecoded, ReverseBatch> learn_to_reverse(const std::string& attention) {
   const int64_t V = 10, L = 5;
   Seq2Seq model(Seq2SeqConfig{.src_vocab_size = V, .tgt_vocab_size = V, .embed_dim = 16, .hidden_size = 48,
-                              .attention_dim = 32, .attention = "soft", .bos_id = 1});
+                              .attention_dim = 32, .attention = attention, .bos_id = 1});
   torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(1e-2));
+  MovingAverageBaseline baseline;
   for (int step = 0; step < 300; ++step) {
     auto b = reverse_batch(32, L, V, 1);
-    auto loss = seq2seq_loss(model(b.src, torch::Tensor(), b.tgt_in), b.tgt);
+    auto loss = seq2seq_loss(model(b.src, torch::Tensor(), b.tgt_in), b.tgt, -1, baseline.get(), 0.01);
     opt.zero_grad();
     loss.backward();
     opt.step();
   }
   model->eval();
   auto test = reverse_batch(200, L, V, 1);
-  auto decoded = model->greedy_decode(test.src, {}, L);
-  const double exact = (decoded.tokens == test.tgt).all(1).to(torch::kFloat).mean().item<double>();
-  EXPECT_GE(exact, 0.9);
+  return {model->greedy_decode(test.src, {}, L), test};
+}
+
+double exact_match(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  return (tokens == targets).all(1).to(torch::kFloat).mean().item<double>();
+}
+
+}  // namespace
+
+TEST(Seq2Seq, HardAttentionLearnsToReverseWithReinforce) {
+  // Chance is 7^−5; soft attention reaches 100 % in the same budget, the REINFORCE-trained hard
+  // attention 64–83 % over seeds 10–13.
+  torch::manual_seed(5);
+  auto [decoded, test] = learn_to_reverse("hard");
+  EXPECT_GE(exact_match(decoded.tokens, test.tgt), 0.5);
+}
+
+TEST(Seq2Seq, SoftAttentionLearnsToReverse) {
+  const int64_t L = 5;
+  torch::manual_seed(4);
+  auto [decoded, test] = learn_to_reverse("soft");
+  EXPECT_GE(exact_match(decoded.tokens, test.tgt), 0.9);
   // Reversal puts the attention on the anti-diagonal.
   auto peak = decoded.attention.argmax(-1);  // (B, T)
   auto anti = torch::arange(L - 1, -1, -1, torch::kLong).unsqueeze(0).expand_as(peak);

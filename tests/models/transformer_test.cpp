@@ -69,6 +69,47 @@ double learn_task(bool reverse, int steps) {
 
 }  // namespace
 
+// Copies every parameter of `from` into the parameter of `to` with the same name.
+void copy_by_name(torch::nn::Module& to, const torch::nn::Module& from) {
+  torch::NoGradGuard no_grad;
+  auto dst = to.named_parameters();
+  for (const auto& p : from.named_parameters()) {
+    ASSERT_TRUE(dst.contains(p.key())) << p.key();
+    dst[p.key()].copy_(p.value());
+  }
+  ASSERT_EQ(dst.size(), from.named_parameters().size());
+}
+
+TEST(Transformer, LayersEqualTorchTransformerLayersWithTheSameWeights) {
+  // torch::nn::TransformerEncoderLayer / DecoderLayer are post-LN, ReLU, sequence first, and use
+  // the same parameter names, so their weights copy by key.
+  torch::manual_seed(9);
+  auto cfg = transformer_tiny(13);
+  const int64_t C = cfg.d_model;
+  torch::nn::TransformerEncoderLayer ref_enc(
+      torch::nn::TransformerEncoderLayerOptions(C, cfg.n_head).dim_feedforward(cfg.d_ff).dropout(0.0));
+  torch::nn::TransformerDecoderLayer ref_dec(
+      torch::nn::TransformerDecoderLayerOptions(C, cfg.n_head).dim_feedforward(cfg.d_ff).dropout(0.0));
+  TransformerEncoderLayer enc(cfg);
+  TransformerDecoderLayer dec(cfg);
+  copy_by_name(*enc, *ref_enc);
+  copy_by_name(*dec, *ref_dec);
+  for (auto* m : std::initializer_list<torch::nn::Module*>{ref_enc.get(), ref_dec.get(), enc.get(), dec.get()})
+    m->eval();
+
+  auto src = torch::randn({2, 5, C}), tgt = torch::randn({2, 4, C});
+  auto padding = torch::tensor({false, false, false, false, false, false, false, false, true, true}).view({2, 5});
+  auto memory = enc(src, padding);
+  auto ref_memory = ref_enc->forward(src.transpose(0, 1), torch::Tensor(), padding).transpose(0, 1);  // (S, B, C) <-> (B, S, C)
+  EXPECT_TRUE(torch::allclose(memory, ref_memory, 1e-5, 1e-5));
+
+  auto out = dec(tgt, memory, padding).x;
+  auto causal = torch::nn::TransformerImpl::generate_square_subsequent_mask(4);  // −inf above the diagonal
+  auto ref_out = ref_dec->forward(tgt.transpose(0, 1), memory.transpose(0, 1), causal, torch::Tensor(), torch::Tensor(),
+                                 padding).transpose(0, 1);
+  EXPECT_TRUE(torch::allclose(out, ref_out, 1e-5, 1e-5));
+}
+
 TEST(Transformer, ShapesAndCrossAttention) {
   torch::manual_seed(0);
   Transformer model(transformer_tiny(13));
@@ -132,8 +173,9 @@ TEST(Transformer, GreedyDecodingWithCacheMatchesRecomputation) {
       if (decoded.tokens[b][t].item<int64_t>() == cfg.eos_id) break;
     }
   }
-  if (!(decoded.tokens == cfg.eos_id).any().item<bool>())
+  if (!(decoded.tokens == cfg.eos_id).any().item<bool>()) {
     EXPECT_TRUE(torch::allclose(full.cross_attention.back(), decoded.cross_attention, 1e-5, 1e-6));
+  }
 }
 
 TEST(Transformer, SharedAndSeparateEmbeddings) {
