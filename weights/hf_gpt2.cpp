@@ -281,7 +281,10 @@ void save_hf_gpt2_dir(const fs::path& dir, const models::GPTConfig& cfg, const T
                       bool force, const std::function<void(const fs::path&)>& extra) {
   const TensorMap hf = export_hf_gpt2(ours, cfg);
   write_directory(dir, force, [&](const fs::path& tmp) {
-    write_text(tmp / "config.json", gpt2_config_to_hf(cfg, eos).dump(2) + "\n");
+    auto config = gpt2_config_to_hf(cfg, eos);
+    const auto dtype = hf.begin()->second.scalar_type();  // every tensor of a model has one dtype
+    config["torch_dtype"] = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kHalf ? "float16" : "float32";
+    write_text(tmp / "config.json", config.dump(2) + "\n");
     save_safetensors((tmp / "model.safetensors").string(), hf, {{"format", "pt"}});
     if (extra) extra(tmp);
   });

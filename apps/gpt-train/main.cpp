@@ -73,7 +73,8 @@ struct EvalArgs {
 };
 
 struct ExportArgs {
-  std::string run, checkpoint = "best", format = "hf", out;
+  std::string run, checkpoint = "best", format = "hf", out, device = "cpu", dtype = "fp32";
+  int64_t threads = 0;
   bool force = false, merge_lora = false;
 };
 
@@ -465,7 +466,10 @@ void export_model(const ExportArgs& a) {
   if (a.format != "hf" && a.format != "peft")
     throw std::invalid_argument("--format: expected hf or peft, got '" + a.format + "'");
   if (a.merge_lora && a.format != "hf") throw std::invalid_argument("--merge-lora: only with --format hf");
-  auto run = apps::load_run(a.run, a.checkpoint, torch::kCPU);
+  if (a.dtype != "fp32" && a.dtype != "bf16") throw std::invalid_argument("--dtype: expected fp32 or bf16, got '" + a.dtype + "'");
+  // The device and threads only matter for merging; the files are written from the CPU.
+  const auto device = engine::setup_runtime({a.device, a.threads});
+  auto run = apps::load_run(a.run, a.checkpoint, device);
   if (a.format == "peft") {
     apps::export_peft(run, a.out, a.force);
     std::cout << "exported the LoRA adapters of " << run.checkpoint.string() << " to " << a.out
@@ -479,7 +483,7 @@ void export_model(const ExportArgs& a) {
       throw std::invalid_argument(std::string("--merge-lora: ") + e.what());
     }
   }
-  apps::export_hf(run, a.out, a.force);
+  apps::export_hf(run, a.out, a.force, a.dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
   std::cout << "exported " << run.checkpoint.string() << " to " << a.out << " (Hugging Face GPT-2: config.json, "
             << "model.safetensors; vocab " << run.config.model.vocab_size << ")" << std::endl;
 }
@@ -600,6 +604,9 @@ int main(int argc, char** argv) {
   ex->add_flag("--merge-lora", xa.merge_lora, "--format hf of a LoRA run: merge the adapters into the weights");
   ex->add_option("--out", xa.out, "Output directory (must not exist or be empty, unless --force)")->required();
   ex->add_flag("--force", xa.force, "Replace a non-empty --out");
+  ex->add_option("--dtype", xa.dtype, "Weights written as fp32 or bf16 (--format hf)")->capture_default_str();
+  ex->add_option("--device", xa.device, "Where to load and merge: auto, cpu or cuda")->capture_default_str();
+  ex->add_option("--threads", xa.threads, "CPU threads (0 = all cores)");
 
   CLI11_PARSE(app, argc, argv);
   try {

@@ -184,7 +184,7 @@ void merge_lora(LoadedRun& run) {
   run.model->eval();
 }
 
-void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
+void export_hf(const LoadedRun& run, const fs::path& out, bool force, torch::ScalarType dtype) {
   if (run.config.lora.enabled())
     throw std::invalid_argument(run.checkpoint.string() + " has LoRA adapters: pass --merge-lora (a plain GPT-2 with them "
                                 "merged) or use --format peft (the adapters alone)");
@@ -193,7 +193,9 @@ void export_hf(const LoadedRun& run, const fs::path& out, bool force) {
     if (token == "<|endoftext|>") eos = id;
   auto model = run.model;
   model->to(torch::kCPU, torch::kFloat);
-  weights::save_hf_gpt2_dir(out, run.config.model, weights::state_dict(*model), eos, force,
+  auto tensors = weights::state_dict(*model);
+  for (auto& [key, t] : tensors) t = t.to(dtype);
+  weights::save_hf_gpt2_dir(out, run.config.model, tensors, eos, force,
                             [&](const fs::path& tmp) {
                               run.tokenizer.save((tmp / "attnzoo_tokenizer").string());
                               // GPT2Tokenizer's files, when they say everything: a merges-mode byte

@@ -74,7 +74,8 @@ void merge_lora(LoadedRun& run);
 // the tokenizer in our saved format under OUT/attnzoo_tokenizer. A model with LoRA adapters is
 // refused (merge_lora first, or export_peft). The vocabulary keeps the run's
 // padding (config.json's vocab_size is the model's, e.g. 50304). Atomic; a non-empty OUT needs FORCE.
-void export_hf(const LoadedRun& run, const std::filesystem::path& out, bool force);
+void export_hf(const LoadedRun& run, const std::filesystem::path& out, bool force,
+               torch::ScalarType dtype = torch::kFloat);
 // Writes RUN's adapters alone as a PEFT directory OUT (adapter_config.json, adapter_model.safetensors).
 void export_peft(const LoadedRun& run, const std::filesystem::path& out, bool force);
 

@@ -193,6 +193,11 @@ check "exported model samples the same text as its run" cmp -s hf_run.txt hf_exp
 check "export a bpe run (padded vocabulary kept)" "$GPT" export --run run_bpe --format hf --out hf_bpe > /dev/null
 check "exported bpe run has GPT2Tokenizer's vocab.json + merges.txt" test -s hf_bpe/vocab.json -a -s hf_bpe/merges.txt
 check "merges.txt starts with the version line" test "$(head -1 hf_bpe/merges.txt)" = "#version: 0.2"
+check "export --dtype bf16" "$GPT" export --run run_bpe --format hf --out hf_bf16 --dtype bf16 > /dev/null
+check "bf16 export says so in config.json" grep -q '"torch_dtype":"bfloat16"' <(tr -d ' \n' < hf_bf16/config.json)
+check "bf16 export is half the size" test "$(stat -c %s hf_bf16/model.safetensors)" -lt "$(( $(stat -c %s hf_bpe/model.safetensors) * 6 / 10 ))"
+check "a bf16 Hugging Face directory loads and evaluates" grep -q '"perplexity"' <("$GPT" eval --init-from hf:hf_bf16 --data data_bpe --json)
+expect_error "export --dtype fp16" "--dtype" "$GPT" export --run run_bpe --format hf --out hf_x --dtype fp16
 check "padded vocab_size in config.json" grep -q '"vocab_size":448' <(tr -d ' \n' < hf_bpe/config.json)
 check "exported bpe model: same text" cmp -s <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//') \
   <("$GPT" sample --init-from hf:hf_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//')
