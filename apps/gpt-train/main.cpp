@@ -353,6 +353,10 @@ void sample(const SampleArgs& a) {
   if (a.top_p <= 0.0 || a.top_p > 1.0) throw std::invalid_argument("--top-p must be in (0, 1]");
   if (!(a.repetition_penalty > 0.0)) throw std::invalid_argument("--repetition-penalty must be positive");
   auto ids = prompt_ids(a, run.tokenizer);
+  const int64_t block = run.config.model.block_size;
+  if (static_cast<int64_t>(ids.size()) > block)
+    std::cerr << "gpt-train: warning: the prompt has " << ids.size() << " tokens, more than the context of " << block
+              << "; the model sees only its last " << block << " (it is printed whole)" << std::endl;
   auto prompt = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
   models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p, a.repetition_penalty}, !a.no_cache,
                               run.tokenizer.vocab_size()};

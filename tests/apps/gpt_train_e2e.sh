@@ -159,6 +159,8 @@ check "--stop cuts the sample before the stop text" test "${full%%"$stop_at"*}" 
 check "--repetition-penalty runs" grep -q '"samples"' <("$GPT" sample --run run_bpe --max-new-tokens 20 --json --repetition-penalty 1.3)
 expect_error "non-positive --repetition-penalty" "--repetition-penalty" "$GPT" sample --run run_bpe --repetition-penalty 0
 check "eval --text on any file" grep -q '"tokens":' <("$GPT" eval --run run_bpe --text corpus.txt --json)
+"$GPT" sample --run run_bpe --prompt-file corpus.txt --max-new-tokens 5 --json > long_prompt.json 2> long_prompt.err
+check "a prompt longer than the context is cut with a warning" grep -q "more than the context of 32" long_prompt.err
 expect_error "eval with neither --data nor --text" "--text" "$GPT" eval --run run_bpe
 expect_error "eval with both --data and --text" "--text" "$GPT" eval --run run_bpe --data data_bpe --text corpus.txt
 expect_error "eval on data of another tokenizer" "tokenized differently" "$GPT" eval --run run_bpe --data data
