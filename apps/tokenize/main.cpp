@@ -9,7 +9,6 @@
 
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -18,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tokenizers/files.h"
 #include "tokenizers/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -44,16 +44,9 @@ struct InfoArgs {
 
 // The whole file ("-" = standard input), as bytes.
 std::string read_input(const std::string& path) {
+  if (path != "-") return read_file(path);
   std::ostringstream buf;
-  if (path == "-") {
-    buf << std::cin.rdbuf();
-    return buf.str();
-  }
-  if (fs::is_directory(path)) throw std::runtime_error(path + ": is a directory, expected a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  buf << in.rdbuf();
-  if (in.bad()) throw std::runtime_error(path + ": read error");
+  buf << std::cin.rdbuf();
   return buf.str();
 }
 
