@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include "apps/common/cli.h"
 #include "apps/gpt-train/run.h"
 #include "apps/gpt-train/stop_text.h"
 #include "datasets/token_files.h"
@@ -47,11 +48,9 @@ struct PrepareArgs {
 struct TrainArgs {
   std::string data, out, config, preset, init_from;
   bool resume = false, dump_config = false;
-  std::optional<int64_t> n_layer, n_head, n_embd, block_size, batch_size, max_iters, warmup_iters, lr_decay_iters,
-      grad_accum, eval_interval, eval_iters, log_interval, checkpoint_interval, keep_last, threads;
-  std::optional<double> lr, min_lr, dropout, weight_decay, grad_clip, beta1, beta2;
-  std::optional<std::string> dtype, device, lr_schedule;
-  std::optional<uint64_t> seed;
+  std::optional<int64_t> n_layer, n_head, n_embd, block_size;
+  std::optional<double> dropout;
+  apps::TrainFlags train;
   std::optional<int64_t> lora_rank;
   std::optional<double> lora_alpha, lora_dropout;
   std::optional<std::string> lora_targets;
@@ -149,14 +148,7 @@ void apply_flags(apps::GptRunConfig& c, const TrainArgs& a) {
   };
   set(c.model.n_layer, a.n_layer), set(c.model.n_head, a.n_head), set(c.model.n_embd, a.n_embd);
   set(c.model.block_size, a.block_size), set(c.model.dropout, a.dropout);
-  auto& t = c.train;
-  set(t.batch_size, a.batch_size), set(t.max_iters, a.max_iters), set(t.lr, a.lr), set(t.min_lr, a.min_lr);
-  set(t.warmup_iters, a.warmup_iters), set(t.lr_decay_iters, a.lr_decay_iters), set(t.lr_schedule, a.lr_schedule);
-  set(t.weight_decay, a.weight_decay), set(t.grad_clip, a.grad_clip), set(t.grad_accum, a.grad_accum);
-  set(t.beta1, a.beta1), set(t.beta2, a.beta2);
-  set(t.eval_interval, a.eval_interval), set(t.eval_iters, a.eval_iters), set(t.log_interval, a.log_interval);
-  set(t.checkpoint_interval, a.checkpoint_interval), set(t.keep_last, a.keep_last);
-  set(t.dtype, a.dtype), set(t.device, a.device), set(t.threads, a.threads), set(t.seed, a.seed);
+  apps::apply_train_flags(c.train, a.train);
   if (!a.data.empty()) c.data = a.data;
 }
 
@@ -184,7 +176,7 @@ void apply_lora_flags(apps::GptRunConfig& c, const TrainArgs& a) {
   if (a.lora_alpha) c.lora.alpha = *a.lora_alpha;
   if (a.lora_dropout) c.lora.dropout = *a.lora_dropout;
   if (a.lora_targets) c.lora.targets = split_commas(*a.lora_targets);
-  if (!a.weight_decay) c.train.weight_decay = 0.0;
+  if (!a.train.weight_decay) c.train.weight_decay = 0.0;
 }
 
 // Peak resident memory of this process so far, in MiB (the kernel's VmHWM).
@@ -527,27 +519,7 @@ int main(int argc, char** argv) {
   tr->add_option("--n-embd", ta.n_embd, "Embedding width");
   tr->add_option("--block-size", ta.block_size, "Context length");
   tr->add_option("--dropout", ta.dropout, "Dropout probability");
-  tr->add_option("--batch-size", ta.batch_size, "Sequences per micro-batch");
-  tr->add_option("--max-iters", ta.max_iters, "Optimizer steps");
-  tr->add_option("--lr", ta.lr, "Peak learning rate");
-  tr->add_option("--min-lr", ta.min_lr, "Final learning rate");
-  tr->add_option("--warmup-iters", ta.warmup_iters, "Linear warmup steps");
-  tr->add_option("--lr-decay-iters", ta.lr_decay_iters, "Steps until --min-lr (0 = --max-iters)");
-  tr->add_option("--lr-schedule", ta.lr_schedule, "cosine, linear or constant");
-  tr->add_option("--weight-decay", ta.weight_decay, "AdamW weight decay (weight matrices only)");
-  tr->add_option("--beta1", ta.beta1, "AdamW beta1");
-  tr->add_option("--beta2", ta.beta2, "AdamW beta2");
-  tr->add_option("--grad-clip", ta.grad_clip, "Clip the global gradient norm (0 = off)");
-  tr->add_option("--grad-accum", ta.grad_accum, "Micro-batches per optimizer step");
-  tr->add_option("--eval-interval", ta.eval_interval, "Evaluate every N steps");
-  tr->add_option("--eval-iters", ta.eval_iters, "Batches per evaluation");
-  tr->add_option("--log-interval", ta.log_interval, "Log a line every N steps (when not on a terminal)");
-  tr->add_option("--checkpoint-interval", ta.checkpoint_interval, "Checkpoint every N steps (0 = --eval-interval)");
-  tr->add_option("--keep-last", ta.keep_last, "Step checkpoints to keep");
-  tr->add_option("--dtype", ta.dtype, "fp32 or bf16 (autocast)");
-  tr->add_option("--device", ta.device, "auto, cpu or cuda");
-  tr->add_option("--threads", ta.threads, "CPU threads (0 = all cores)");
-  tr->add_option("--seed", ta.seed, "Random seed (weights, batches, dropout)");
+  apps::add_train_flags(tr, ta.train);
   tr->add_option("--lora-rank", ta.lora_rank, "LoRA: train rank-r adapters only, the base frozen (also writes RUN/adapter, PEFT)");
   tr->add_option("--lora-alpha", ta.lora_alpha, "LoRA: scaling alpha / r (default 8, PEFT's)");
   tr->add_option("--lora-dropout", ta.lora_dropout, "LoRA: dropout on the adapters' input (default 0)");
@@ -613,18 +585,12 @@ int main(int argc, char** argv) {
   ex->add_option("--threads", xa.threads, "CPU threads (0 = all cores)");
 
   CLI11_PARSE(app, argc, argv);
-  try {
+  return apps::run_guarded("gpt-train", [&] {
     if (*prep) prepare(pa);
     if (*tr) return train(ta);
     if (*sm) sample(sa);
     if (*ev) eval(ea);
     if (*ex) export_model(xa);
-  } catch (const c10::Error& e) {
-    std::cerr << "gpt-train: error: " << e.what_without_backtrace() << std::endl;
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "gpt-train: error: " << e.what() << std::endl;
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

@@ -1,5 +1,7 @@
 #include "apps/gpt-train/run.h"
 
+#include "apps/common/cli.h"
+
 #include <fstream>
 #include <stdexcept>
 
@@ -49,16 +51,6 @@ void apply_json(GptRunConfig& cfg, const nlohmann::json& j, const std::string& s
     throw std::invalid_argument(source + ": " + e.what());
   } catch (const std::invalid_argument& e) {
     throw std::invalid_argument(source + ": " + e.what());
-  }
-}
-
-nlohmann::json read_json_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path + ": malformed JSON: " + e.what());
   }
 }
 

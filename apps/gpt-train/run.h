@@ -31,8 +31,6 @@ nlohmann::json to_json(const GptRunConfig& cfg);
 // Applies {"model": {...}, "train": {...}, "data": "...", "lora": {...}} on top of `cfg`, refusing unknown keys.
 // Throws std::invalid_argument "SOURCE: ..." naming the key.
 void apply_json(GptRunConfig& cfg, const nlohmann::json& j, const std::string& source);
-// Reads a --config file: throws std::runtime_error "FILE: ..." on a missing file or malformed JSON.
-nlohmann::json read_json_file(const std::string& path);
 
 // The tokenizer a dataset or checkpoint was made with (its JSON form); throws naming `source`.
 tokenizers::Tokenizer load_tokenizer(const nlohmann::json& tokenizer_json, const std::string& source);
