@@ -1,7 +1,7 @@
 // vit-classify: train a Vision Transformer on an image dataset, evaluate it, classify image files,
 // and draw where it looks.
 //   vit-classify train --data DIR --out RUN [--preset small-28] [model and training flags] [--resume]
-//   vit-classify train --data DIR --out RUN --init-from RUN2|timm:DIR [--freeze-backbone]   (transfer)
+//   vit-classify train --data DIR --out RUN --init-from RUN2|timm:DIR|mae:RUN [--freeze-backbone]   (transfer)
 //   vit-classify eval (--run RUN | --init-from timm:DIR) --data DIR [--json] [--confusion PNG]
 //   vit-classify predict (--run RUN | --init-from timm:DIR) --images FILE... [--top-k K] [--json]
 //   vit-classify attention (--run RUN | --init-from timm:DIR) --image FILE [--out DIR]
@@ -19,9 +19,11 @@
 #include "apps/vit-classify/pictures.h"
 #include "apps/vit-classify/run.h"
 #include "datasets/images.h"
+#include "engine/checkpoint.h"
 #include "engine/plot.h"
 #include "engine/runtime.h"
 #include "engine/trainer.h"
+#include "models/mae/mae.h"
 #include "weights/state_dict.h"
 #include "weights/timm_vit.h"
 
@@ -139,6 +141,7 @@ int train(const TrainArgs& a) {
   auto cfg = apps::default_vit_run_config();
   std::optional<apps::RunWeights> init_run;
   std::optional<weights::TimmViT> init_timm;
+  std::optional<std::map<std::string, torch::Tensor>> init_mae;  // the encoder of an MAE run
   const bool model_flags = a.img_size || a.patch_size || a.embed_dim || a.depth || a.num_heads || a.mlp_ratio || a.global_pool;
   if (a.resume && (!a.preset.empty() || !a.init_from.empty() || model_flags || a.freeze_backbone))
     throw std::invalid_argument("--resume: the model comes from the checkpoint; drop --preset, --init-from, --freeze-backbone and model flags");
@@ -153,7 +156,24 @@ int train(const TrainArgs& a) {
       cfg.eval.mean = init_timm->preprocess.mean, cfg.eval.std = init_timm->preprocess.std;
       cfg.eval.interpolation = init_timm->preprocess.interpolation;
     } else if (a.init_from.rfind("mae:", 0) == 0) {
-      throw std::invalid_argument("--init-from mae:RUN: MAE pretraining (mae-reconstruct) is not built yet");
+      // An MAE pretraining run (mae-reconstruct): its encoder, a fresh head.
+      const fs::path run = a.init_from.substr(4);
+      if (!fs::is_directory(run)) throw std::runtime_error(run.string() + ": no such run directory (--init-from mae:RUN)");
+      engine::CheckpointStore store(run);
+      const auto dir = fs::is_directory(store.root() / "best") ? store.resolve("best") : store.resolve("latest");
+      auto ckpt = engine::read_checkpoint(dir);
+      if (!ckpt.model.count("mask_token"))
+        throw std::invalid_argument((dir / "model.safetensors").string() + ": not an MAE checkpoint (no mask_token); "
+                                    "use --init-from RUN for a vit-classify run");
+      models::MAEConfig mae_cfg;
+      try {
+        mae_cfg = ckpt.config.at("model").get<models::MAEConfig>();
+        cfg.eval = ckpt.config.at("augment").get<datasets::ImageTransform>();
+      } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error((dir / "config.json").string() + ": " + e.what());
+      }
+      cfg.model = models::mae_encoder_config(mae_cfg, 0);
+      init_mae = models::mae_encoder_tensors(ckpt.model);
     } else {
       init_run = apps::load_run_weights(a.init_from, "best");
       cfg.model = init_run->config.model;
@@ -214,10 +234,10 @@ int train(const TrainArgs& a) {
   const auto device = engine::setup_runtime({cfg.train.device, cfg.train.threads});
   torch::manual_seed(cfg.train.seed);
   models::VisionTransformer model(cfg.model);
-  if (init_run || init_timm) {
+  if (init_run || init_timm || init_mae) {
     // The backbone from the source; its head too when the classes agree, else a fresh one.
-    auto tensors = init_run ? init_run->tensors : init_timm->tensors;
-    const int64_t source_k = init_run ? init_run->config.model.num_classes : init_timm->config.num_classes;
+    auto tensors = init_run ? init_run->tensors : init_timm ? init_timm->tensors : *init_mae;
+    const int64_t source_k = init_run ? init_run->config.model.num_classes : init_timm ? init_timm->config.num_classes : 0;
     if (source_k != K) {
       for (auto it = tensors.begin(); it != tensors.end();)
         it = model->is_head_parameter(it->first) && it->first.rfind("fc_norm.", 0) != 0 ? tensors.erase(it) : std::next(it);
@@ -363,7 +383,7 @@ int main(int argc, char** argv) {
   tr->add_option("--config", ta.config, "JSON file {\"model\": {...}, \"train\": {...}, ...} (see --dump-config)");
   tr->add_option("--preset", ta.preset, "Model preset: tiny, small-28 (default), small-32, vit_tiny_patch16_224, "
                                         "vit_small_patch16_224, vit_base_patch16_224");
-  tr->add_option("--init-from", ta.init_from, "Start from RUN (a vit-classify run) or timm:DIR (a timm ViT download)");
+  tr->add_option("--init-from", ta.init_from, "Start from RUN (a vit-classify run), timm:DIR (a timm ViT download) or mae:RUN (an MAE encoder)");
   tr->add_option("--num-classes", ta.num_classes, "Classes of the new head (default: the data's)");
   tr->add_flag("--freeze-backbone", ta.freeze_backbone, "With --init-from: train only the head (a linear probe)");
   tr->add_flag("--resume", ta.resume, "Continue from the run's latest checkpoint");
