@@ -1,0 +1,121 @@
+// ViT throughput (issue 7's targets), written as JSON:
+//   - inference: ViT-B/16 (vit_base_patch16_224, 1000 classes) on a batch of 8 images at 224×224,
+//     images/s in fp32 and with bf16 weights (what torchvision in Python was measured with);
+//   - training: one full step (forward, cross-entropy, backward, clipping, AdamW) of the small
+//     ViT of the issue (6 layers, 256 dim, 4 heads, 32×32 images, patch 4, 10 classes) at batch 64,
+//     ms/iter in fp32 and bf16 autocast.
+// Medians over --iters after 2 warm-up iterations. Random weights: speed does not depend on them.
+//
+//   vit-bench [--what infer,train] [--dtypes fp32,bf16] [--iters 10] [--threads 0] [--json out.json]
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "engine/adamw.h"
+#include "engine/runtime.h"
+#include "models/vit/vit.h"
+
+using namespace attnzoo;
+
+namespace {
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+double seconds_of(const std::function<void()>& f) {
+  const auto t0 = std::chrono::steady_clock::now();
+  f();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+nlohmann::json bench_infer(const std::string& dtype, int iters) {
+  torch::manual_seed(0);
+  models::VisionTransformer vit(models::vit_base_patch16_224());
+  vit->eval();
+  const auto type = dtype == "bf16" ? torch::kBFloat16 : torch::kFloat;
+  vit->to(type);
+  auto x = torch::randn({8, 3, 224, 224}).to(type);
+  torch::NoGradGuard no_grad;
+  std::vector<double> times;
+  for (int i = 0; i < iters + 2; ++i) {
+    const double s = seconds_of([&] { (void)vit->forward(x).sum().item<double>(); });
+    if (i >= 2) times.push_back(s);
+  }
+  const double t = median(times);
+  std::cout << "vit_base_patch16_224 inference, batch 8 @ 224, " << dtype << ": " << 8.0 / t << " images/s ("
+            << 1000 * t << " ms/batch)" << std::endl;
+  return {{"bench", "vit_b16_infer"}, {"dtype", dtype}, {"batch", 8}, {"ms_per_batch", 1000 * t}, {"images_per_s", 8.0 / t}};
+}
+
+nlohmann::json bench_train(const std::string& dtype, int iters) {
+  torch::manual_seed(0);
+  auto cfg = models::vit_small_32();
+  models::VisionTransformer vit(cfg);
+  vit->train();
+  auto [decay, no_decay] = engine::weight_decay_groups(*vit);
+  engine::AdamW opt(decay, no_decay, {0.9, 0.999, 1e-8, 0.05});
+  auto x = torch::randn({64, 3, 32, 32});
+  auto y = torch::randint(0, 10, {64});
+  std::vector<double> times;
+  for (int i = 0; i < iters + 2; ++i) {
+    const double s = seconds_of([&] {
+      torch::Tensor loss;
+      {
+        engine::AutocastGuard autocast(dtype, torch::kCPU);
+        loss = torch::nn::functional::cross_entropy(vit->forward(x).to(torch::kFloat), y);
+      }
+      opt.zero_grad();
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(vit->parameters(), 1.0);
+      opt.step(1e-3);
+      (void)loss.item<double>();
+    });
+    if (i >= 2) times.push_back(s);
+  }
+  const double t = median(times);
+  std::cout << "small ViT (6 x 256, 32px / patch 4) training step, batch 64, " << dtype << ": " << 1000 * t
+            << " ms/iter" << std::endl;
+  return {{"bench", "vit_small32_train_step"}, {"dtype", dtype}, {"batch", 64}, {"ms_per_iter", 1000 * t}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vit-bench: ViT-B/16 inference and small-ViT training-step speed"};
+  std::string what = "infer,train", dtypes = "fp32,bf16", json;
+  int iters = 10;
+  int64_t threads = 0;
+  app.add_option("--what", what, "infer, train or both")->capture_default_str();
+  app.add_option("--dtypes", dtypes, "fp32, bf16 or both")->capture_default_str();
+  app.add_option("--iters", iters, "Timed iterations (after 2 warm-up ones)")->capture_default_str();
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--json", json, "Write the results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+  engine::setup_runtime({"cpu", threads});
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& w : split(what))
+    for (const auto& d : split(dtypes)) {
+      if (d != "fp32" && d != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16, got " + d);
+      auto r = w == "infer" ? bench_infer(d, iters) : bench_train(d, iters);
+      r["threads"] = at::get_num_threads();
+      results.push_back(r);
+    }
+  if (!json.empty()) std::ofstream(json) << results.dump(2) << "\n";
+  return 0;
+}
