@@ -17,17 +17,21 @@ void AdamW::zero_grad() {
   for (auto& s : slots_) s.p.param.mutable_grad() = torch::Tensor();
 }
 
-void AdamW::step(double lr) {
+void AdamW::set_lr_scales(const std::function<double(const std::string&)>& scale) {
+  for (auto& s : slots_) s.lr_scale = scale ? scale(s.p.name) : 1.0;
+}
+
+void AdamW::step(double lr_base) {
   torch::NoGradGuard no_grad;
   ++step_;
   const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(step_));
   const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(step_));
-  const double step_size = lr / bc1;
   const double bc2_sqrt = std::sqrt(bc2);
   for (auto& s : slots_) {
     auto& p = s.p.param;
     const auto& g = p.grad();
     if (!g.defined()) continue;
+    const double lr = lr_base * s.lr_scale, step_size = lr / bc1;
     if (s.decay && opt_.weight_decay != 0.0) p.mul_(1.0 - lr * opt_.weight_decay);
     s.exp_avg.mul_(opt_.beta1).add_(g, 1.0 - opt_.beta1);
     s.exp_avg_sq.mul_(opt_.beta2).addcmul_(g, g, 1.0 - opt_.beta2);

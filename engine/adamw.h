@@ -4,6 +4,7 @@
 // of named tensors so checkpoints store it as safetensors ("NAME.exp_avg", "NAME.exp_avg_sq").
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ class AdamW {
   // One update with learning rate `lr` from the parameters' current .grad() (undefined grads skip).
   void step(double lr);
   void zero_grad();
+  // Multiplies the learning rate of each parameter by scale(name) (default 1), e.g. a lower rate
+  // for a pretrained backbone than for a new head. Weight decay follows the scaled rate.
+  void set_lr_scales(const std::function<double(const std::string&)>& scale);
 
   int64_t steps() const { return step_; }
   const std::vector<NamedParam>& decayed() const { return decay_; }
@@ -46,6 +50,7 @@ class AdamW {
     NamedParam p;
     torch::Tensor exp_avg, exp_avg_sq;
     bool decay;
+    double lr_scale = 1.0;
   };
   std::vector<NamedParam> decay_, no_decay_;
   std::vector<Slot> slots_;

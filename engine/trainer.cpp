@@ -125,6 +125,7 @@ TrainResult train(torch::nn::Module& model, const Task& task, const TrainConfig&
 
   auto [decay, no_decay] = weight_decay_groups(model);
   AdamW opt(decay, no_decay, {cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay});
+  if (task.lr_scale) opt.set_lr_scales(task.lr_scale);
   std::vector<torch::Tensor> params;
   for (const auto* group : {&decay, &no_decay})
     for (const auto& p : *group) params.push_back(p.param);

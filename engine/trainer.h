@@ -34,6 +34,9 @@ struct Task {
   nlohmann::json config;       // the run's resolved config, stored as config.json in checkpoints
   nlohmann::json extra_state;  // stored in state.json (e.g. the tokenizer)
   int64_t tokens_per_micro_batch = 0;  // for tokens/s; 0 = not a token model
+  // Optional multiplier of the learning rate per parameter name (e.g. 0.1 for a pretrained
+  // backbone while a new head trains at the full rate); unset = 1 for every parameter.
+  std::function<double(const std::string&)> lr_scale;
 };
 
 struct TrainResult {

@@ -37,7 +37,7 @@ struct TrainArgs {
   bool resume = false, dump_config = false, freeze_backbone = false, strict_data = false, resize = false,
        no_hflip = false;
   std::optional<int64_t> img_size, patch_size, embed_dim, depth, num_heads, num_classes;
-  std::optional<double> mlp_ratio, dropout, rrc_scale_min;
+  std::optional<double> mlp_ratio, dropout, rrc_scale_min, backbone_lr_scale;
   std::optional<std::string> global_pool;
   int workers = 2;
   apps::TrainFlags train;
@@ -196,6 +196,11 @@ int train(const TrainArgs& a) {
     if (a.init_from.empty()) throw std::invalid_argument("--freeze-backbone needs --init-from (a trained backbone)");
     cfg.freeze_backbone = true;
   }
+  if (a.backbone_lr_scale) {
+    if (!(*a.backbone_lr_scale >= 0.0 && *a.backbone_lr_scale <= 1.0))
+      throw std::invalid_argument("--backbone-lr-scale must be in [0, 1], got " + std::to_string(*a.backbone_lr_scale));
+    cfg.backbone_lr_scale = *a.backbone_lr_scale;
+  }
   if (a.no_hflip) cfg.augment.hflip = false;
   if (a.rrc_scale_min) cfg.augment.random_resized_crop = true, cfg.augment.scale_min = *a.rrc_scale_min;
   if (cfg.data.empty()) throw std::invalid_argument("--data is required");
@@ -275,6 +280,8 @@ int train(const TrainArgs& a) {
     return step_on(train_batches.get(step * cfg.train.grad_accum + micro), false);
   };
   task.eval_step = [&](int64_t batch) { return step_on(eval_batches.get(batch), true); };
+  if (cfg.backbone_lr_scale != 1.0)
+    task.lr_scale = [&](const std::string& name) { return model->is_head_parameter(name) ? 1.0 : cfg.backbone_lr_scale; };
   task.config = apps::to_json(cfg);
   task.extra_state = {{"classes", train_set.classes.size() == static_cast<size_t>(K) ? train_set.classes
                                                                                       : std::vector<std::string>{}}};
@@ -386,6 +393,8 @@ int main(int argc, char** argv) {
   tr->add_option("--init-from", ta.init_from, "Start from RUN (a vit-classify run), timm:DIR (a timm ViT download) or mae:RUN (an MAE encoder)");
   tr->add_option("--num-classes", ta.num_classes, "Classes of the new head (default: the data's)");
   tr->add_flag("--freeze-backbone", ta.freeze_backbone, "With --init-from: train only the head (a linear probe)");
+  tr->add_option("--backbone-lr-scale", ta.backbone_lr_scale,
+                 "Full fine-tuning: the backbone learns at --lr times this (e.g. 0.1), the head at --lr");
   tr->add_flag("--resume", ta.resume, "Continue from the run's latest checkpoint");
   tr->add_flag("--dump-config", ta.dump_config, "Print the resolved config as JSON and exit");
   tr->add_flag("--strict-data", ta.strict_data, "An unreadable image is an error (default: skipped and listed)");

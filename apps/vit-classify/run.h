@@ -24,6 +24,7 @@ struct VitRunConfig {
   datasets::ImageTransform eval;    // eval/predict transform
   std::string init_from;            // RUN, timm:DIR or mae:RUN the weights came from ("" = scratch)
   bool freeze_backbone = false;     // train only the head (and fc_norm): a linear probe
+  double backbone_lr_scale = 1.0;   // full fine-tuning: the backbone's learning rate = lr · this
 };
 
 // Defaults for small images: AdamW 1e-3 with warmup and cosine decay, weight decay 0.05,
