@@ -114,11 +114,11 @@ const std::vector<std::string>& cifar10_classes() {
 
 torch::Tensor read_idx_images(const std::string& path) {
   const std::string s = read_maybe_gz(path);
-  if (s.size() < 16) throw std::runtime_error(path + ": too short for an idx image header (" + std::to_string(s.size()) + " bytes)");
-  const uint32_t magic = big_endian_u32(s, 0);
+  const uint32_t magic = s.size() >= 4 ? big_endian_u32(s, 0) : 0;
   if (magic != 0x00000803)
     throw std::runtime_error(path + ": wrong magic number " + hex32(magic) +
                              " (an idx image file starts with 0x00000803; labels are 0x00000801)");
+  if (s.size() < 16) throw std::runtime_error(path + ": too short for an idx image header (" + std::to_string(s.size()) + " bytes)");
   const int64_t n = big_endian_u32(s, 4), rows = big_endian_u32(s, 8), cols = big_endian_u32(s, 12);
   const int64_t expected = 16 + n * rows * cols;
   if (static_cast<int64_t>(s.size()) != expected)
@@ -132,11 +132,11 @@ torch::Tensor read_idx_images(const std::string& path) {
 
 std::vector<int64_t> read_idx_labels(const std::string& path) {
   const std::string s = read_maybe_gz(path);
-  if (s.size() < 8) throw std::runtime_error(path + ": too short for an idx label header (" + std::to_string(s.size()) + " bytes)");
-  const uint32_t magic = big_endian_u32(s, 0);
+  const uint32_t magic = s.size() >= 4 ? big_endian_u32(s, 0) : 0;
   if (magic != 0x00000801)
     throw std::runtime_error(path + ": wrong magic number " + hex32(magic) +
                              " (an idx label file starts with 0x00000801; images are 0x00000803)");
+  if (s.size() < 8) throw std::runtime_error(path + ": too short for an idx label header (" + std::to_string(s.size()) + " bytes)");
   const int64_t n = big_endian_u32(s, 4);
   if (static_cast<int64_t>(s.size()) != 8 + n)
     throw std::runtime_error(path + ": size " + std::to_string(s.size()) + " bytes, but the header says " +

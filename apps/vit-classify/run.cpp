@@ -61,6 +61,9 @@ RunWeights load_run_weights(const fs::path& run, const std::string& which) {
   RunWeights out;
   out.checkpoint = which == "best" && !fs::is_directory(store.root() / "best") ? store.resolve("latest") : store.resolve(which);
   auto ckpt = engine::read_checkpoint(out.checkpoint);
+  if (ckpt.model.count("mask_token") || ckpt.model.count("decoder_embed.weight"))
+    throw std::invalid_argument(run.string() + ": an MAE pretraining run has no classifier; fine-tune it first "
+                                "(vit-classify train --init-from mae:" + run.string() + ")");
   out.config = default_vit_run_config();
   apply_json(out.config, ckpt.config, (out.checkpoint / "config.json").string());
   if (ckpt.state.contains("classes")) out.classes = ckpt.state["classes"].get<std::vector<std::string>>();
@@ -74,9 +77,6 @@ Classifier load_classifier(const std::string& run, const std::string& init_from,
   Classifier c;
   if (!run.empty()) {
     auto w = load_run_weights(run, which);
-    if (w.tensors.count("mask_token") || w.tensors.count("decoder_embed.weight"))
-      throw std::invalid_argument(run + ": an MAE pretraining run has no classifier; fine-tune it first "
-                                        "(vit-classify train --init-from mae:" + run + ")");
     c.config = w.config;
     c.model = models::VisionTransformer(w.config.model);
     weights::load_state_dict(*c.model, w.tensors, /*strict=*/true, (w.checkpoint / "model.safetensors").string());

@@ -18,8 +18,9 @@ cd "$WORK"
 
 # ppm FILE R G B: an 8x8 binary PPM of one colour with a little per-pixel variation.
 ppm() {
+  local k
   { printf 'P6\n8 8\n255\n'
-    for i in $(seq 0 63); do printf "\\x$(printf %02x $(( ($2 + i * 3) % 256 )))\\x$(printf %02x $3)\\x$(printf %02x $(( ($4 + i) % 256 )))"; done
+    for k in $(seq 0 63); do printf '%b' "\\x$(printf %02x $(( ($2 + k * 3) % 256 )))\\x$(printf %02x $3)\\x$(printf %02x $(( ($4 + k) % 256 )))"; done
   } > "$1"
 }
 for split in train val; do
@@ -90,13 +91,15 @@ check "mae train" grep -q "masked-patch val loss" log_m.txt
 check "mae resumable checkpoints" test -d mae_run/checkpoints/step-000020
 check "mae show: 4-panel PNGs" "$MAE" show --run mae_run --images folder/val/red/1.ppm folder/val/blue/1.ppm --out shown --threads 2
 check "mae show wrote one PNG per image" test -s shown/1_mae.png
+"$VIT" train --data folder --out run_lr --init-from run_a --backbone-lr-scale 0.1 "${FLAGS[@]}" --max-iters 3 > /dev/null 2>&1
+check "--backbone-lr-scale 0.1 (full fine-tuning)" grep -q '"backbone_lr_scale":0.1' run_lr/checkpoints/step-000003/config.json
 "$VIT" train --data folder --out run_m --init-from mae:mae_run --batch-size 8 --eval-iters 2 --eval-interval 5 --max-iters 5 --threads 2 > log_vm.txt 2>&1
 check "vit-classify --init-from mae:RUN" grep -q "initialised from mae:mae_run (new head for 2 classes)" log_vm.txt
 
 # --- bad input: one line on stderr naming the file or flag
-mkdir -p badidx && printf '\x00\x00\x08\x01\x00\x00\x00\x01x' > badidx/train-images-idx3-ubyte && cp badidx/train-images-idx3-ubyte badidx/train-labels-idx1-ubyte
+mkdir -p badidx && printf '\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01x' > badidx/train-images-idx3-ubyte && cp badidx/train-images-idx3-ubyte badidx/train-labels-idx1-ubyte
 expect_error "idx with a wrong magic number" "badidx/train-images-idx3-ubyte: wrong magic number 0x00000801" "$VIT" train --data badidx --out bad1 "${TINY[@]}"
-expect_error "--strict-data" "broken.png" "$VIT" train --data folder --out bad2 "${TINY[@]}" --strict-data
+expect_error "--strict-data" "cut.jpg: truncated JPEG (no end-of-image marker) (--strict-data)" "$VIT" train --data folder --out bad2 "${TINY[@]}" --strict-data
 mkdir -p folder_empty/train/a folder_empty/train/b folder_empty/val/a && cp folder/train/red/1.ppm folder_empty/train/a/
 expect_error "empty class folder" "folder_empty/train/b: class folder without images" "$VIT" train --data folder_empty --out bad3 "${TINY[@]}"
 if [ -e "$FMNIST/train-images-idx3-ubyte.gz" ]; then

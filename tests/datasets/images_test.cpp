@@ -157,7 +157,7 @@ TEST(ImageBatcher, EpochsArePermutationsAndBatchesArePureFunctionsOfTheStep) {
   ds.pixels = torch::arange(10, torch::kInt).to(torch::kUInt8).view({10, 1, 1, 1}).expand({10, 1, 4, 4}).contiguous();
   for (int i = 0; i < 10; ++i) ds.labels.push_back(i);
   ImageTransform tf;
-  tf.random_resized_crop = true, tf.hflip = true;
+  tf.size = 4, tf.random_resized_crop = true, tf.hflip = true;
   ImageBatcher a(ds, tf, 4, /*train=*/true, 7, /*workers=*/2);
   std::vector<ImageBatch> seq;
   for (int n = 0; n < 6; ++n) seq.push_back(a.get(n));
