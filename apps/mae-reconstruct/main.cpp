@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <CLI/CLI.hpp>
@@ -220,6 +221,7 @@ void show(const ShowArgs& a) {
   const int64_t P = e.patch_size, C = e.in_chans, N = e.num_patches();
   fs::create_directories(a.out);
   torch::NoGradGuard no_grad;
+  std::set<std::string> written;
   for (size_t i = 0; i < a.images.size(); ++i) {
     auto x = datasets::transform_image(datasets::read_image_file(a.images[i]), tf, false, 0).unsqueeze(0);  // (1, C, S, S)
     auto out = mae->forward(x.to(device), noise_for(a.seed, -2, static_cast<int64_t>(i), 1, N));
@@ -243,7 +245,10 @@ void show(const ShowArgs& a) {
         {masked_rgb, "masked " + std::to_string(static_cast<int>(std::lround(100 * cfg.model.mask_ratio))) + "%"},
         {datasets::denormalize_to_rgb(recon, tf), "reconstruction"},
         {datasets::denormalize_to_rgb(pasted, tf), "+ visible"}};
-    const fs::path png = fs::path(a.out) / (fs::path(a.images[i]).stem().string() + "_mae.png");
+    // NAME_mae.png; a name already written by this call gets the image's index too (a/1.png, b/1.png).
+    std::string stem = fs::path(a.images[i]).stem().string();
+    if (!written.insert(stem).second) stem += "_" + std::to_string(i);
+    const fs::path png = fs::path(a.out) / (stem + "_mae.png");
 #ifdef ATTNZOO_HAVE_OPENCV
     const int px = 192, pad = 6, title = 22;
     cv::Mat canvas(px + title + 2 * pad, 4 * (px + pad) + pad, CV_8UC3, cv::Scalar(255, 255, 255));

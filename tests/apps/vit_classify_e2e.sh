@@ -90,9 +90,9 @@ fi
 check "mae train" grep -q "masked-patch val loss" log_m.txt
 check "mae resumable checkpoints" test -d mae_run/checkpoints/step-000020
 check "mae show: 4-panel PNGs" "$MAE" show --run mae_run --images folder/val/red/1.ppm folder/val/blue/1.ppm --out shown --threads 2
-check "mae show wrote one PNG per image" test -s shown/1_mae.png
+check "mae show wrote one PNG per image" test -s shown/1_mae.png -a -s shown/1_1_mae.png
 "$VIT" train --data folder --out run_lr --init-from run_a --backbone-lr-scale 0.1 "${FLAGS[@]}" --max-iters 3 > /dev/null 2>&1
-check "--backbone-lr-scale 0.1 (full fine-tuning)" grep -q '"backbone_lr_scale":0.1' run_lr/checkpoints/step-000003/config.json
+check "--backbone-lr-scale 0.1 (full fine-tuning)" grep -q '"backbone_lr_scale": *0.1' run_lr/checkpoints/step-000003/config.json
 "$VIT" train --data folder --out run_m --init-from mae:mae_run --batch-size 8 --eval-iters 2 --eval-interval 5 --max-iters 5 --threads 2 > log_vm.txt 2>&1
 check "vit-classify --init-from mae:RUN" grep -q "initialised from mae:mae_run (new head for 2 classes)" log_vm.txt
 
