@@ -103,6 +103,74 @@ bool plot_lines(const std::vector<Series>& series, const std::string& title, con
 #endif
 }
 
+bool plot_heatmap(const Heatmap& hm, const std::filesystem::path& path) {
+  const int rows = static_cast<int>(hm.values.size());
+  const int cols = rows ? static_cast<int>(hm.values[0].size()) : 0;
+  for (const auto& row : hm.values)
+    if (static_cast<int>(row.size()) != cols)
+      throw std::invalid_argument("plot_heatmap: ragged rows (" + std::to_string(row.size()) + " and " +
+                                  std::to_string(cols) + " values)");
+#ifndef ATTNZOO_HAVE_OPENCV
+  (void)path;
+  return false;
+#else
+  if (rows == 0 || cols == 0) return false;
+  double lo = hm.vmin, hi = hm.vmax;
+  if (lo == hi) {
+    lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (const auto& row : hm.values)
+      for (double v : row)
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    if (!std::isfinite(lo)) lo = 0, hi = 1;
+    if (hi == lo) hi = lo + 1;
+  }
+  // Cells of at least 4 px, the grid at most ~720 px a side.
+  const int cell = std::max(4, std::min(48, 720 / std::max(rows, cols)));
+  const int left = 90, top = 50, right = 110, bottom = 70;
+  const auto font = cv::FONT_HERSHEY_SIMPLEX;
+  int baseline = 0;
+  const int title_w = cv::getTextSize(hm.title, font, 0.6, 1, &baseline).width;
+  const int W = std::max(left + cols * cell + right, left + title_w + 20), H = top + rows * cell + bottom;
+  cv::Mat img(H, W, CV_8UC3, cv::Scalar(255, 255, 255));
+  cv::Mat level(rows, cols, CV_8UC1);
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) {
+      const double v = hm.values[r][c];
+      const double t = std::isfinite(v) ? std::clamp((v - lo) / (hi - lo), 0.0, 1.0) : 0.0;
+      level.at<uint8_t>(r, c) = static_cast<uint8_t>(std::lround(255 * t));
+    }
+  cv::Mat colored, big;
+  cv::applyColorMap(level, colored, cv::COLORMAP_VIRIDIS);
+  cv::resize(colored, big, {cols * cell, rows * cell}, 0, 0, cv::INTER_NEAREST);
+  big.copyTo(img(cv::Rect(left, top, cols * cell, rows * cell)));
+
+  const cv::Scalar ink(40, 40, 40);
+  cv::rectangle(img, {left - 1, top - 1}, {left + cols * cell, top + rows * cell}, ink, 1);
+  // Every k-th label, so that row labels (~14 px tall) and column labels (~24 px wide) never overlap.
+  const int row_step = (14 + cell - 1) / cell, col_step = (24 + cell - 1) / cell;
+  for (int r = 0; r < rows && r < static_cast<int>(hm.row_labels.size()); r += row_step)
+    cv::putText(img, hm.row_labels[r], {8, top + r * cell + cell / 2 + 4}, font, 0.4, ink, 1, cv::LINE_AA);
+  for (int c = 0; c < cols && c < static_cast<int>(hm.col_labels.size()); c += col_step)
+    cv::putText(img, hm.col_labels[c], {left + c * cell + 1, top + rows * cell + 16}, font, 0.4, ink, 1, cv::LINE_AA);
+  cv::putText(img, hm.title, {left, 32}, font, 0.6, ink, 1, cv::LINE_AA);
+  cv::putText(img, hm.xlabel, {left, H - 15}, font, 0.5, ink, 1, cv::LINE_AA);
+  cv::putText(img, hm.ylabel, {8, top - 8}, font, 0.45, ink, 1, cv::LINE_AA);
+
+  // Colour bar: hi at the top, lo at the bottom.
+  const int bar_x = left + cols * cell + 20, bar_h = rows * cell;
+  cv::Mat ramp(bar_h, 1, CV_8UC1);
+  for (int i = 0; i < bar_h; ++i) ramp.at<uint8_t>(i, 0) = static_cast<uint8_t>(255 - (255 * i) / std::max(1, bar_h - 1));
+  cv::Mat ramp_colored, ramp_big;
+  cv::applyColorMap(ramp, ramp_colored, cv::COLORMAP_VIRIDIS);
+  cv::resize(ramp_colored, ramp_big, {16, bar_h}, 0, 0, cv::INTER_NEAREST);
+  ramp_big.copyTo(img(cv::Rect(bar_x, top, 16, bar_h)));
+  cv::putText(img, tick_label(hi), {bar_x + 20, top + 10}, font, 0.4, ink, 1, cv::LINE_AA);
+  cv::putText(img, tick_label(lo), {bar_x + 20, top + bar_h}, font, 0.4, ink, 1, cv::LINE_AA);
+  if (!cv::imwrite(path.string(), img)) throw std::runtime_error(path.string() + ": cannot write PNG");
+  return true;
+#endif
+}
+
 bool plot_loss_curves(const std::filesystem::path& metrics_jsonl, const std::filesystem::path& png) {
   Series train{"train", {}, {}, false}, val{"val", {}, {}, true};
   for (const auto& row : read_metrics(metrics_jsonl)) {
