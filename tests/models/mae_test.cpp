@@ -10,6 +10,7 @@
 
 #include "models/mae/mae.h"
 #include "tests/test_util.h"
+#include "weights/safetensors.h"
 #include "weights/state_dict.h"
 
 using namespace attnzoo::models;
@@ -104,6 +105,27 @@ TEST(MAE, ForwardShapesAndLossOnMaskedPatchesOnly) {
   // Same noise, same masking and output.
   EXPECT_TRUE(torch::equal(mae->forward(img, noise).pred, out.pred));
   EXPECT_THROW(mae->forward(torch::randn({1, 3, 8, 8})), c10::Error);
+}
+
+// scripts/reference/mae_reference.py: the same tiny MAE in Python, float64; masks from the same noise.
+TEST(MAE, ReferenceOutputs) {
+  auto file = attnzoo::weights::load_safetensors(std::string(ATTNZOO_TEST_DATA) + "/mae_tiny.safetensors").tensors;
+  std::map<std::string, torch::Tensor> weights;
+  for (const auto& [k, v] : file)
+    if (k.rfind("model.", 0) == 0) weights[k.substr(6)] = v;
+  for (bool norm_pix : {false, true}) {
+    auto cfg = mae_preset("tiny");
+    cfg.norm_pix_loss = norm_pix;
+    MaskedAutoencoder mae(cfg);
+    attnzoo::weights::load_state_dict(*mae, weights, /*strict=*/true, "mae_tiny.safetensors");
+    mae->eval();
+    torch::NoGradGuard no_grad;
+    auto out = mae->forward(file.at("images"), file.at("noise"));
+    EXPECT_TRUE(torch::equal(out.mask, file.at("mask")));
+    EXPECT_TRUE(torch::allclose(out.pred, file.at("pred"), 0, 1e-4))
+        << "max diff " << (out.pred - file.at("pred")).abs().max().item<double>();
+    EXPECT_NEAR(out.loss.item<double>(), file.at(norm_pix ? "loss_norm_pix" : "loss").item<double>(), 1e-5);
+  }
 }
 
 TEST(MAE, OverfitsOneBatch) {
