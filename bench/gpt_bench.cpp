@@ -4,7 +4,13 @@
 // Model FLOPs per token: 6·N (N = parameters without position embeddings; the tied head counts
 // through wte) + 12·L·T·C for attention scores and values (PaLM appendix B, as nanoGPT's estimate_mfu).
 //
+// With --generate it measures batch-1 decoding with the KV cache instead: GPT-2 124M (random
+// weights; speed does not depend on their values) generating --new-tokens tokens after a
+// 16-token prompt (tokens/s), and ms per token with 16 and 900 tokens of context. bf16 here means
+// bf16 weights (what `gpt-train sample --dtype bf16` runs), not autocast.
+//
 //   gpt-bench [--configs bench-4x256,shakespeare-char-cpu] [--dtypes fp32,bf16] [--iters 20] [--json out.json]
+//   gpt-bench --generate [--dtypes fp32,bf16] [--new-tokens 128] [--json out.json]
 #include <algorithm>
 #include <chrono>
 #include <fstream>
@@ -18,6 +24,7 @@
 #include "engine/adamw.h"
 #include "engine/runtime.h"
 #include "losses/language_model.h"
+#include "models/gpt/generate.h"
 #include "models/gpt/gpt.h"
 
 using namespace attnzoo;
@@ -92,6 +99,63 @@ double matmul_peak(torch::ScalarType dtype, const torch::Device& device, int rep
   return best;
 }
 
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Batch-1 decoding speed of GPT-2 124M in `dtype` weights.
+nlohmann::json generation_bench(const std::string& dtype, int64_t new_tokens, int64_t reps, const torch::Device& device,
+                                const std::string& profile_path) {
+  torch::manual_seed(1337);
+  const auto cfg = models::gpt2_small();
+  models::GPT model(cfg);
+  model->to(device, dtype == "bf16" ? torch::kBFloat16 : torch::kFloat);
+  model->eval();
+  c10::InferenceMode guard;
+  auto prompt = torch::randint(cfg.vocab_size, {1, 16}, torch::kLong).to(device);
+  models::GenerateOptions opt;
+  opt.max_new_tokens = new_tokens;
+  opt.sampling.temperature = 0.0;  // greedy: no sampling cost, same tokens every run
+  models::generate(model, prompt, {.max_new_tokens = 8, .sampling = opt.sampling});  // warm-up
+  std::vector<double> rates;
+  for (int64_t r = 0; r < reps; ++r) {
+    synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    models::generate(model, prompt, opt);
+    synchronize(device);
+    rates.push_back(static_cast<double>(new_tokens) / seconds_since(t0));
+  }
+  // ms per token once the cache holds `context` tokens: prefill, then time single-token steps.
+  auto ms_per_token_at = [&](int64_t context) {
+    auto cache = model->make_cache(1);
+    auto ids = torch::randint(cfg.vocab_size, {1, context}, torch::kLong).to(device);
+    model->forward(ids, &cache);
+    auto next = ids.narrow(1, context - 1, 1);
+    std::vector<double> ms;
+    for (int i = 0; i < 16; ++i) {
+      std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+      if (!profile_path.empty() && i == 15)
+        prof = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_path + "." + dtype + ".ctx" +
+                                                                          std::to_string(context) + ".json");
+      synchronize(device);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto logits = model->forward(next, &cache);
+      next = logits.select(1, 0).argmax(-1, true);
+      synchronize(device);
+      ms.push_back(1000.0 * seconds_since(t0));
+    }
+    return median(ms);
+  };
+  const double ms16 = ms_per_token_at(16), ms900 = ms_per_token_at(900);
+  const double rate = median(rates);
+  std::cout << "generate gpt2 " << dtype << ": " << rate << " tokens/s (batch 1, " << new_tokens
+            << " new tokens); " << ms16 << " ms/token at context 16, " << ms900 << " at 900" << std::endl;
+  return {{"config", "gpt2-generate"}, {"dtype", dtype}, {"batch_size", 1}, {"new_tokens", new_tokens},
+          {"tokens_per_s", rate}, {"tokens_per_s_all", rates}, {"ms_per_token_ctx16", ms16},
+          {"ms_per_token_ctx900", ms900}, {"threads", at::get_num_threads()}, {"device", device.str()}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,13 +169,25 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--device", device_name, "cpu, cuda or auto")->capture_default_str();
   app.add_option("--json", json_path, "Write the results here");
-  app.add_option("--profile", profile_path, "Write a Chrome trace of the last timed step here");
+  app.add_option("--profile", profile_path,
+                 "Write a Chrome trace of the last timed step here (--generate: of one decoding step, PATH.DTYPE.ctxN.json)");
+  bool generate = false;
+  int64_t new_tokens = 128;
+  app.add_flag("--generate", generate, "Measure batch-1 KV-cache generation of GPT-2 124M instead of training");
+  app.add_option("--new-tokens", new_tokens, "--generate: tokens per timed generation")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   try {
     const auto device = engine::setup_runtime({device_name, threads});
     nlohmann::json results = nlohmann::json::array();
+    if (generate) {
+      for (const auto& dtype : split(dtypes)) {
+        if (dtype != "fp32" && dtype != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16");
+        results.push_back(generation_bench(dtype, new_tokens, std::max<int64_t>(iters, 1), device, profile_path));
+      }
+    }
     std::map<std::string, double> peaks;
+    if (generate) configs.clear(), dtypes.clear();  // no training configs, no GEMM peak needed
     for (const auto& dtype : split(dtypes)) {
       if (dtype != "fp32" && dtype != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16");
       peaks[dtype] = matmul_peak(dtype == "bf16" ? torch::kBFloat16 : torch::kFloat, device);

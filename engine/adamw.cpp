@@ -4,7 +4,45 @@
 #include <set>
 #include <stdexcept>
 
+#include <ATen/Parallel.h>
+
 namespace attnzoo::engine {
+namespace {
+
+struct UpdateScalars {
+  float decay_factor;  // 1 - lr · weight_decay (1 for the undecayed group)
+  float beta1, beta2;
+  float step_size;     // lr / (1 - beta1^t)
+  float bc2_sqrt;      // √(1 - beta2^t)
+  float eps;
+};
+
+// Elements [begin, end) of one fp32 parameter in a single pass: p, g, m and v are each read once
+// and p, m, v written once. The same arithmetic, in the same order, as step()'s tensor-op form,
+// which makes ~20 passes over memory; the update is memory-bound, and for GPT-2's 124M parameters
+// those passes were a tenth of a CPU training step. (no-math-errno lets the loop vectorise sqrt.)
+[[gnu::optimize("no-math-errno")]] void update_range(float* __restrict p, const float* __restrict g,
+                                                      float* __restrict m, float* __restrict v, int64_t begin,
+                                                      int64_t end, UpdateScalars s) {
+  const float one_minus_beta1 = 1.0f - s.beta1, one_minus_beta2 = 1.0f - s.beta2;
+  for (int64_t i = begin; i < end; ++i) {
+    const float gi = g[i];
+    const float mi = m[i] * s.beta1 + gi * one_minus_beta1;
+    const float vi = v[i] * s.beta2 + gi * gi * one_minus_beta2;
+    m[i] = mi;
+    v[i] = vi;
+    const float denom = std::sqrt(vi) / s.bc2_sqrt + s.eps;
+    p[i] = p[i] * s.decay_factor + -s.step_size * (mi / denom);
+  }
+}
+
+bool fusable(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v) {
+  for (const auto* t : {&p, &g, &m, &v})
+    if (!t->device().is_cpu() || t->scalar_type() != torch::kFloat || !t->is_contiguous()) return false;
+  return g.sizes() == p.sizes();
+}
+
+}  // namespace
 
 AdamW::AdamW(std::vector<NamedParam> decay, std::vector<NamedParam> no_decay, AdamWOptions opt)
     : decay_(std::move(decay)), no_decay_(std::move(no_decay)), opt_(opt) {
@@ -32,7 +70,19 @@ void AdamW::step(double lr_base) {
     const auto& g = p.grad();
     if (!g.defined()) continue;
     const double lr = lr_base * s.lr_scale, step_size = lr / bc1;
-    if (s.decay && opt_.weight_decay != 0.0) p.mul_(1.0 - lr * opt_.weight_decay);
+    const bool decays = s.decay && opt_.weight_decay != 0.0;
+    if (fusable(p, g, s.exp_avg, s.exp_avg_sq)) {
+      const UpdateScalars k{static_cast<float>(decays ? 1.0 - lr * opt_.weight_decay : 1.0),
+                            static_cast<float>(opt_.beta1), static_cast<float>(opt_.beta2),
+                            static_cast<float>(step_size), static_cast<float>(bc2_sqrt), static_cast<float>(opt_.eps)};
+      float* pp = p.data_ptr<float>();
+      const float* gp = g.data_ptr<float>();
+      float* mp = s.exp_avg.data_ptr<float>();
+      float* vp = s.exp_avg_sq.data_ptr<float>();
+      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) { update_range(pp, gp, mp, vp, begin, end, k); });
+      continue;
+    }
+    if (decays) p.mul_(1.0 - lr * opt_.weight_decay);
     s.exp_avg.mul_(opt_.beta1).add_(g, 1.0 - opt_.beta1);
     s.exp_avg_sq.mul_(opt_.beta2).addcmul_(g, g, 1.0 - opt_.beta2);
     auto denom = (s.exp_avg_sq.sqrt() / bc2_sqrt).add_(opt_.eps);

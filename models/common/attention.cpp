@@ -75,7 +75,7 @@ torch::Tensor attention_mask(const AttentionOptions& opt, int64_t B, int64_t H, 
                 "), got ", opt.key_lengths.sizes());
     add(key_padding_mask_from_lengths(opt.key_lengths.to(device), tk).logical_not().view({B, 1, 1, tk}));
   }
-  if (opt.causal) add(causal_mask(tq, tk, device));
+  if (opt.causal && tq > 1) add(causal_mask(tq, tk, device));  // one query (decoding) sits last: it sees every key
   if (opt.window >= 0) add(local_mask(tq, tk, opt.window, device));
   return allowed;
 }

@@ -1,5 +1,7 @@
 #include "models/common/gemm.h"
 
+#include <optional>
+
 #include <ATen/autocast_mode.h>
 
 #ifdef ATTNZOO_HAVE_DNNL
@@ -18,7 +20,8 @@ namespace {
 using dnnl::memory;
 
 memory::desc describe(const torch::Tensor& t) {
-  return memory::desc(memory::dims(t.sizes().begin(), t.sizes().end()), memory::data_type::f32,
+  const auto type = t.scalar_type() == torch::kBFloat16 ? memory::data_type::bf16 : memory::data_type::f32;
+  return memory::desc(memory::dims(t.sizes().begin(), t.sizes().end()), type,
                       memory::dims(t.strides().begin(), t.strides().end()));
 }
 
@@ -34,6 +37,7 @@ struct Primitives {
     std::string key;
     for (const auto* t : {&a, &b, &c, bias}) {
       if (!t) continue;
+      key += std::to_string(static_cast<int>(t->scalar_type())) + '|';
       for (auto s : t->sizes()) key += std::to_string(s) + ',';
       key += ':';
       for (auto s : t->strides()) key += std::to_string(s) + ',';
@@ -164,7 +168,12 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
   }
 };
 
-bool autocast_on() {
+}  // namespace
+#endif
+
+namespace {
+
+bool autocast_enabled() {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   return at::autocast::is_autocast_enabled(at::kCPU);
 #else
@@ -173,11 +182,10 @@ bool autocast_on() {
 }
 
 }  // namespace
-#endif
 
 bool uses_dnnl(const torch::Tensor& t) {
 #ifdef ATTNZOO_HAVE_DNNL
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !autocast_on();
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !autocast_enabled();
 #else
   (void)t;
   return false;
@@ -190,14 +198,58 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
               "matmul: shapes ", a.sizes(), " and ", b.sizes(), " do not fit (equal batch dims, K matching)");
   TORCH_CHECK(!heads_last || a.dim() == 4, "matmul: heads_last needs 4-D inputs, got ", a.dim(), "-D");
 #ifdef ATTNZOO_HAVE_DNNL
-  if (uses_dnnl(a) && b.scalar_type() == torch::kFloat && a.numel() > 0 && b.numel() > 0)
+  // Not for a single row (decoding one token): its shapes change with every token, and creating a
+  // oneDNN primitive per shape costs far more than the product itself.
+  if (uses_dnnl(a) && b.scalar_type() == torch::kFloat && a.numel() > 0 && b.numel() > 0 && a.size(-2) > 1)
     return MatmulFn::apply(a, b, alpha, heads_last);
 #endif
   auto c = torch::matmul(a, b);
   return alpha == 1.0 ? c : c * alpha;
 }
 
+namespace {
+
+// Decoding one token multiplies a single row by each weight matrix. As a GEMM with M = 1 that is
+// ~3× slower on CPU than a matrix-vector product, which streams the weights once at memory speed
+// (DESIGN.md, performance facts). fp32 runs BLAS gemv (addmv); bf16 weights run oneDNN's bf16
+// matmul, whose M = 1 kernels read the half-size weights as fast, where LibTorch 1.13's bf16
+// addmv is a scalar loop. Only without autograd: decoding is inference.
+std::optional<torch::Tensor> single_row_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                                               const torch::Tensor& bias) {
+  const int64_t K = x.size(-1), N = weight.size(0);
+  if (!x.device().is_cpu() || x.numel() != K || weight.dim() != 2 || weight.size(1) != K) return std::nullopt;
+  if (at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad())))
+    return std::nullopt;
+  const auto type = weight.scalar_type();
+  if (x.scalar_type() != type || (bias.defined() && bias.scalar_type() != type)) return std::nullopt;
+  auto out_sizes = x.sizes().vec();
+  out_sizes.back() = N;
+  if (type == torch::kFloat) {
+    auto v = x.reshape({K});
+    auto y = bias.defined() ? at::addmv(bias, weight, v) : at::mv(weight, v);
+    return y.view(out_sizes);
+  }
+#ifdef ATTNZOO_HAVE_DNNL
+  if (type == torch::kBFloat16 && weight.stride(1) == 1) {
+    auto row = x.reshape({1, K}).contiguous();
+    auto y = torch::empty({1, N}, x.options());
+    if (bias.defined()) {
+      auto b = bias.contiguous().view({1, N});
+      dnnl_matmul(row, weight.t(), y, &b);
+    } else {
+      dnnl_matmul(row, weight.t(), y);
+    }
+    return y.view(out_sizes);
+  }
+#endif
+  return std::nullopt;
+}
+
+}  // namespace
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (x.dim() >= 1 && x.numel() > 0 && !autocast_enabled())
+    if (auto y = single_row_linear(x, weight, bias)) return *y;
 #ifdef ATTNZOO_HAVE_DNNL
   if (uses_dnnl(x) && weight.scalar_type() == torch::kFloat && x.numel() > 0 &&
       (!bias.defined() || bias.scalar_type() == torch::kFloat))

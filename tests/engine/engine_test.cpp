@@ -343,6 +343,29 @@ TEST(AdamW, MatchesTorchOptimAdamWWithTwoParamGroups) {
   EXPECT_FALSE(ours->fc1->weight.grad().defined()) << "zero_grad drops the gradients";
 }
 
+// Parameters large enough to be updated in several parallel chunks, and one that is not
+// contiguous (a transposed view: the tensor-op path), against torch::optim::AdamW.
+TEST(AdamW, MatchesTorchOptimAdamWOnLargeAndStridedParameters) {
+  torch::manual_seed(3);
+  auto big = torch::randn({700, 500}).requires_grad_();
+  auto strided = torch::randn({40, 30}).t().requires_grad_();  // (30, 40), column-major
+  const auto start = big.detach().clone();
+  auto big_ref = big.detach().clone().requires_grad_(), strided_ref = strided.detach().clone().requires_grad_();
+  engine::AdamW opt({{"big", big}, {"strided", strided}}, {}, {.beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1});
+  torch::optim::AdamW reference(std::vector<torch::Tensor>{big_ref, strided_ref},
+                                torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1));
+  for (int step = 0; step < 4; ++step) {
+    auto gb = torch::randn(big.sizes()), gs = torch::randn(strided.sizes());
+    big.mutable_grad() = gb.clone(), strided.mutable_grad() = gs.clone();
+    big_ref.mutable_grad() = gb.clone(), strided_ref.mutable_grad() = gs.clone();
+    opt.step(1e-2);
+    reference.step();
+  }
+  EXPECT_LE((big - big_ref).abs().max().item<double>(), 1e-6);
+  EXPECT_LE((strided - strided_ref).abs().max().item<double>(), 1e-6);
+  EXPECT_GT((big - start).abs().max().item<double>(), 1e-3) << "the parameters moved";
+}
+
 TEST(AdamW, WeightDecayOnlyOnTheDecayedGroup) {
   // With zero gradients, Adam's update is zero and only decoupled decay moves the parameters.
   SmallNet net;

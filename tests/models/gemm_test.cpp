@@ -100,4 +100,31 @@ TEST(Gemm, InferenceModeWorks) {
   expect_close(m::linear(x, w, b), at::linear(x, w, b));
 }
 
+// Decoding: one row at a time (B = 1, T = 1) takes the matrix-vector path, in fp32 and bf16,
+// with and without bias, on strided weights (a transposed view) too; gradients still flow when
+// autograd asks for them (the GEMM path then).
+TEST(Gemm, SingleRowLinearMatchesAtLinear) {
+  torch::manual_seed(4);
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    const double tol = dtype == torch::kFloat ? 1e-4 : 0.25;  // bf16 rounding of sums over 64 terms
+    for (bool with_bias : {true, false}) {
+      c10::InferenceMode guard;
+      auto x = torch::randn({1, 1, 64}).to(dtype), w = torch::randn({40, 64}).to(dtype);
+      auto b = with_bias ? torch::randn({40}).to(dtype) : torch::Tensor();
+      auto got = m::linear(x, w, b);
+      EXPECT_EQ(got.scalar_type(), dtype);
+      expect_close(got.to(torch::kFloat), at::linear(x.to(torch::kFloat), w.to(torch::kFloat),
+                                                     with_bias ? b.to(torch::kFloat) : torch::Tensor()), tol);
+      auto wt = torch::randn({64, 40}).to(dtype).t();  // (40, 64), column-major
+      expect_close(m::linear(x, wt, b).to(torch::kFloat),
+                   at::linear(x.to(torch::kFloat), wt.to(torch::kFloat), with_bias ? b.to(torch::kFloat) : torch::Tensor()),
+                   tol);
+    }
+  }
+  auto x = torch::randn({1, 16}, torch::requires_grad()), w = torch::randn({8, 16}, torch::requires_grad());
+  auto g = torch::autograd::grad({m::linear(x, w).sum()}, {x, w});
+  expect_close(g[0], w.detach().sum(0, true));
+  expect_close(g[1], x.detach().expand({8, 16}));
+}
+
 }  // namespace
