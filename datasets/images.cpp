@@ -307,6 +307,22 @@ ImageDataset open_image_dataset(const std::string& dir, const std::string& split
                            (train ? "train/<class>/" : "val/<class>/ or test/<class>/") + ")");
 }
 
+ImageDataset subset(const ImageDataset& data, int64_t n, uint64_t seed) {
+  if (n <= 0 || n >= data.size()) return data;
+  auto order = epoch_permutation(seed, -1, data.size());
+  order.resize(static_cast<size_t>(n));
+  std::sort(order.begin(), order.end());
+  ImageDataset out = data;
+  out.labels.clear();
+  out.files.clear();
+  for (int64_t i : order) {
+    out.labels.push_back(data.labels[static_cast<size_t>(i)]);
+    if (!data.files.empty()) out.files.push_back(data.files[static_cast<size_t>(i)]);
+  }
+  if (data.pixels.defined()) out.pixels = data.pixels.index_select(0, torch::tensor(order)).contiguous();
+  return out;
+}
+
 void ImageTransform::validate() const {
   if (size < 0) throw std::invalid_argument("size must be >= 0, got " + std::to_string(size));
   if (channels != 0 && channels != 1 && channels != 3)

@@ -68,6 +68,10 @@ ImageDataset read_image_folder(const std::string& dir, bool strict = false);
 // was expected when none matches.
 ImageDataset open_image_dataset(const std::string& dir, const std::string& split, bool strict = false);
 
+// N samples of DATA chosen by a permutation seeded by SEED (the same N and seed, the same subset),
+// e.g. a small labelled subset for transfer experiments. N >= size() returns DATA unchanged.
+ImageDataset subset(const ImageDataset& data, int64_t n, uint64_t seed);
+
 // Fashion-MNIST's ten class names (T-shirt/top, Trouser, ... Ankle boot) and CIFAR-10's.
 const std::vector<std::string>& fashion_mnist_classes();
 const std::vector<std::string>& cifar10_classes();

@@ -38,6 +38,7 @@ struct TrainArgs {
        no_hflip = false;
   std::optional<int64_t> img_size, patch_size, embed_dim, depth, num_heads, num_classes;
   std::optional<double> mlp_ratio, dropout, rrc_scale_min, backbone_lr_scale;
+  std::optional<int64_t> train_subset;
   std::optional<std::string> global_pool;
   int workers = 2;
   apps::TrainFlags train;
@@ -205,7 +206,9 @@ int train(const TrainArgs& a) {
   if (a.rrc_scale_min) cfg.augment.random_resized_crop = true, cfg.augment.scale_min = *a.rrc_scale_min;
   if (cfg.data.empty()) throw std::invalid_argument("--data is required");
 
-  auto train_set = datasets::open_image_dataset(cfg.data, "train", a.strict_data);
+  if (a.train_subset) cfg.train_subset = *a.train_subset;
+  auto train_set = datasets::subset(datasets::open_image_dataset(cfg.data, "train", a.strict_data), cfg.train_subset,
+                                    cfg.train.seed);
   auto test_set = datasets::open_image_dataset(cfg.data, "test", a.strict_data);
   report_skipped(train_set), report_skipped(test_set);
   if (train_set.classes != test_set.classes && train_set.format == "imagefolder")
@@ -401,6 +404,7 @@ int main(int argc, char** argv) {
   tr->add_flag("--resize", ta.resize, "Resize images whose size differs from the model's --img-size");
   tr->add_flag("--no-hflip", ta.no_hflip, "No random horizontal flips");
   tr->add_option("--rrc-scale-min", ta.rrc_scale_min, "Random resized crops of at least this area fraction (off by default)");
+  tr->add_option("--train-subset", ta.train_subset, "Train on N images of the training split (a seeded choice)");
   tr->add_option("--workers", ta.workers, "Threads preparing batches in the background")->capture_default_str();
   tr->add_option("--img-size", ta.img_size, "Image side the model takes");
   tr->add_option("--patch-size", ta.patch_size, "Patch side P");

@@ -29,7 +29,7 @@ VitRunConfig default_vit_run_config() {
 nlohmann::json to_json(const VitRunConfig& cfg) {
   return {{"model", cfg.model},         {"train", cfg.train},         {"data", cfg.data},
           {"augment", cfg.augment},     {"eval", cfg.eval},           {"init_from", cfg.init_from},
-          {"freeze_backbone", cfg.freeze_backbone}, {"backbone_lr_scale", cfg.backbone_lr_scale}};
+          {"freeze_backbone", cfg.freeze_backbone}, {"backbone_lr_scale", cfg.backbone_lr_scale}, {"train_subset", cfg.train_subset}};
 }
 
 void apply_json(VitRunConfig& cfg, const nlohmann::json& j, const std::string& source) {
@@ -44,9 +44,10 @@ void apply_json(VitRunConfig& cfg, const nlohmann::json& j, const std::string& s
       else if (key == "init_from" && value.is_string()) cfg.init_from = value.get<std::string>();
       else if (key == "freeze_backbone" && value.is_boolean()) cfg.freeze_backbone = value.get<bool>();
       else if (key == "backbone_lr_scale" && value.is_number()) cfg.backbone_lr_scale = value.get<double>();
+      else if (key == "train_subset" && value.is_number_integer()) cfg.train_subset = value.get<int64_t>();
       else
         throw std::invalid_argument("unknown key '" + key +
-                                    "' (expected model, train, data, augment, eval, init_from, freeze_backbone, backbone_lr_scale)");
+                                    "' (expected model, train, data, augment, eval, init_from, freeze_backbone, backbone_lr_scale, train_subset)");
     }
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(source + ": " + e.what());

@@ -25,6 +25,7 @@ struct VitRunConfig {
   std::string init_from;            // RUN, timm:DIR or mae:RUN the weights came from ("" = scratch)
   bool freeze_backbone = false;     // train only the head (and fc_norm): a linear probe
   double backbone_lr_scale = 1.0;   // full fine-tuning: the backbone's learning rate = lr · this
+  int64_t train_subset = 0;         // train on this many images of the training split (seeded choice); 0 = all
 };
 
 // Defaults for small images: AdamW 1e-3 with warmup and cosine decay, weight decay 0.05,

@@ -63,6 +63,13 @@ TEST_F(ImagesTest, IdxRoundTripPlainAndGzip) {
   EXPECT_EQ(ds.size(), 5);
   EXPECT_EQ(ds.classes.size(), 10u);
   EXPECT_TRUE(torch::equal(ds.image(2), px[2]));
+  // A seeded subset: the same images and labels for the same seed.
+  auto sub = subset(ds, 3, 11), again = subset(ds, 3, 11);
+  ASSERT_EQ(sub.size(), 3);
+  EXPECT_EQ(sub.labels, again.labels);
+  EXPECT_TRUE(torch::equal(sub.pixels, again.pixels));
+  for (int64_t i = 0; i < 3; ++i) EXPECT_EQ(sub.image(i)[0][0][0].item<int>() / 10 % 3, sub.labels[i]);
+  EXPECT_EQ(subset(ds, 0, 11).size(), 5);
 }
 
 TEST_F(ImagesTest, IdxBadInputNamesTheFile) {
