@@ -4,13 +4,13 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <stdexcept>
 #include <vector>
 
 #include "weights/file_io.h"
+#include "weights/hf_common.h"
 
 namespace attnzoo::weights {
 namespace fs = std::filesystem;
@@ -50,36 +50,7 @@ std::map<std::string, HfKey> hf_keys(const models::GPTConfig& cfg) {
   return k;
 }
 
-std::string shape_string(torch::IntArrayRef sizes) {
-  std::string s = "[";
-  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
-  return s + "]";
-}
-
-std::string key_list(const std::vector<std::string>& keys) {
-  constexpr size_t kShown = 8;
-  std::string s;
-  for (size_t i = 0; i < keys.size() && i < kShown; ++i) s += (i ? ", " : "") + keys[i];
-  if (keys.size() > kShown) s += ", ... (" + std::to_string(keys.size() - kShown) + " more)";
-  return s;
-}
-
-void add_part(std::string& msg, const std::string& what, const std::vector<std::string>& keys) {
-  if (keys.empty()) return;
-  msg += (msg.empty() ? "" : "; ") + what + ": " + key_list(keys);
-}
-
 bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-
-nlohmann::json read_json(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path.string() + ": missing or unreadable");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path.string() + ": malformed JSON: " + e.what());
-  }
-}
 
 void write_text(const fs::path& path, const std::string& text) { write_file(path.string(), text.data(), text.size()); }
 
@@ -214,10 +185,10 @@ TensorMap import_hf_gpt2(const TensorMap& hf, const models::GPTConfig& cfg, cons
   for (const auto& [name, info] : expected)
     if (!stored_as.count(name)) missing.push_back(name);
   std::string msg;
-  add_part(msg, "unknown key(s)", unknown);
-  add_part(msg, "missing key(s)", missing);
-  add_part(msg, "size mismatch (config.json vs weights)", mismatched);
-  add_part(msg, "key(s) given twice, with and without transformer.", duplicated);
+  add_key_part(msg, "unknown key(s)", unknown);
+  add_key_part(msg, "missing key(s)", missing);
+  add_key_part(msg, "size mismatch (config.json vs weights)", mismatched);
+  add_key_part(msg, "key(s) given twice, with and without transformer.", duplicated);
   if (!msg.empty()) throw std::runtime_error(source + ": " + msg);
   if (lm_head) {
     const auto& wte = out.at(kPrefix + "wte.weight");
@@ -250,9 +221,9 @@ TensorMap export_hf_gpt2(const TensorMap& ours, const models::GPTConfig& cfg) {
   for (const auto& [name, info] : expected)
     if (!ours.count(kPrefix + name)) missing.push_back(kPrefix + name);
   std::string msg;
-  add_part(msg, "not a GPT-2 weight", unknown);
-  add_part(msg, "missing", missing);
-  add_part(msg, "size mismatch", mismatched);
+  add_key_part(msg, "not a GPT-2 weight", unknown);
+  add_key_part(msg, "missing", missing);
+  add_key_part(msg, "size mismatch", mismatched);
   if (!msg.empty()) throw std::runtime_error("export to Hugging Face GPT-2: " + msg);
   return out;
 }
