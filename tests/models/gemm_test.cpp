@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <ATen/autocast_mode.h>
+
 #include "models/common/gemm.h"
 
 namespace {
@@ -125,6 +127,36 @@ TEST(Gemm, SingleRowLinearMatchesAtLinear) {
   auto g = torch::autograd::grad({m::linear(x, w).sum()}, {x, w});
   expect_close(g[0], w.detach().sum(0, true));
   expect_close(g[1], x.detach().expand({8, 16}));
+}
+
+// Under CPU bf16 autocast the products run in bf16 as LibTorch's autocast runs them, and the
+// gradients of fp32 inputs come back in fp32.
+TEST(Gemm, AutocastBf16MatchesLibTorchAutocast) {
+  torch::manual_seed(5);
+  auto h = make_heads(2, 9, 2, 8);
+  auto x = torch::randn({3, 9, 16}, torch::requires_grad());
+  auto w = torch::randn({12, 16}, torch::requires_grad()), b = torch::randn({12}, torch::requires_grad());
+  auto run = [&](bool ours) {
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    auto y = ours ? m::linear(x, w, b) : at::linear(x, w, b);
+    auto s = ours ? m::matmul(h.q, h.k.transpose(-2, -1), 0.5) : torch::matmul(h.q, h.k.transpose(-2, -1)) * 0.5;
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
+    EXPECT_EQ(s.scalar_type(), torch::kBFloat16);
+    auto loss = (y.to(torch::kFloat) * torch::linspace(-1, 1, 12)).sum() + s.to(torch::kFloat).pow(2).mean();
+    auto grads = torch::autograd::grad({loss}, {x, w, b, h.qkv});
+    std::vector<torch::Tensor> out{y.to(torch::kFloat), s.to(torch::kFloat)};
+    out.insert(out.end(), grads.begin(), grads.end());
+    return out;
+  };
+  auto ours = run(true), theirs = run(false);
+  for (size_t i = 0; i < ours.size(); ++i) {
+    EXPECT_EQ(ours[i].scalar_type(), torch::kFloat) << i;
+    const double scale = theirs[i].abs().max().item<double>();
+    EXPECT_LT((ours[i] - theirs[i]).abs().max().item<double>(), 0.02 * scale + 1e-3) << "output " << i;
+  }
 }
 
 }  // namespace
