@@ -17,26 +17,16 @@
 #include <torch/torch.h>
 
 #include "engine/adamw.h"
+#include "bench/bench_util.h"
 #include "engine/runtime.h"
 #include "losses/bert_loss.h"
 #include "models/bert/bert.h"
 
 using namespace attnzoo;
+using bench::median;
+using bench::split;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 struct Batch {
   torch::Tensor ids, types, mask, positions, labels, nsp;
@@ -147,11 +137,7 @@ int main(int argc, char** argv) {
         }
       }
     }
-    if (!json_path.empty()) {
-      std::ofstream out(json_path);
-      out << results.dump(2) << "\n";
-      if (!out) throw std::runtime_error(json_path + ": cannot write");
-    }
+    bench::write_json(json_path, results);
   } catch (const std::exception& e) {
     std::cerr << "bert-bench: error: " << e.what() << std::endl;
     return 1;

@@ -22,12 +22,15 @@
 #include <torch/torch.h>
 
 #include "engine/adamw.h"
+#include "bench/bench_util.h"
 #include "engine/runtime.h"
 #include "losses/language_model.h"
 #include "models/gpt/generate.h"
 #include "models/gpt/gpt.h"
 
 using namespace attnzoo;
+using bench::median;
+using bench::split;
 
 namespace {
 
@@ -64,19 +67,6 @@ BenchCase bench_case(const std::string& name) {
   }
   throw std::invalid_argument("--configs: unknown config '" + name +
                               "' (expected bench-4x256, shakespeare-char-cpu, shakespeare-char, gpt2, gpt2-4x256, gpt2-1024)");
-}
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
 void synchronize(const torch::Device& device) {
@@ -247,11 +237,7 @@ int main(int argc, char** argv) {
         results.push_back(r);
       }
     }
-    if (!json_path.empty()) {
-      std::ofstream out(json_path);
-      out << results.dump(2) << "\n";
-      if (!out) throw std::runtime_error(json_path + ": cannot write");
-    }
+    bench::write_json(json_path, results);
   } catch (const std::exception& e) {
     std::cerr << "gpt-bench: error: " << e.what() << std::endl;
     return 1;

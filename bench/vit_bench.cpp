@@ -18,25 +18,15 @@
 #include <torch/torch.h>
 
 #include "engine/adamw.h"
+#include "bench/bench_util.h"
 #include "engine/runtime.h"
 #include "models/vit/vit.h"
 
 using namespace attnzoo;
+using bench::median;
+using bench::split;
 
 namespace {
-
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 double seconds_of(const std::function<void()>& f) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -107,15 +97,20 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--json", json, "Write the results to this JSON file");
   CLI11_PARSE(app, argc, argv);
-  engine::setup_runtime({"cpu", threads});
-  nlohmann::json results = nlohmann::json::array();
-  for (const auto& w : split(what))
-    for (const auto& d : split(dtypes)) {
-      if (d != "fp32" && d != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16, got " + d);
-      auto r = w == "infer" ? bench_infer(d, iters) : bench_train(d, iters);
-      r["threads"] = at::get_num_threads();
-      results.push_back(r);
-    }
-  if (!json.empty()) std::ofstream(json) << results.dump(2) << "\n";
+  try {
+    engine::setup_runtime({"cpu", threads});
+    nlohmann::json results = nlohmann::json::array();
+    for (const auto& w : split(what))
+      for (const auto& d : split(dtypes)) {
+        if (d != "fp32" && d != "bf16") throw std::invalid_argument("--dtypes: expected fp32 or bf16, got " + d);
+        auto r = w == "infer" ? bench_infer(d, iters) : bench_train(d, iters);
+        r["threads"] = at::get_num_threads();
+        results.push_back(r);
+      }
+    bench::write_json(json, results);
+  } catch (const std::exception& e) {
+    std::cerr << "vit-bench: error: " << e.what() << std::endl;
+    return 1;
+  }
   return 0;
 }
