@@ -4,8 +4,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 GPT := $(BUILD)/apps/gpt-train/gpt-train
+BERT := $(BUILD)/apps/bert-pretrain/bert-pretrain
 
-.PHONY: all setup build demo demo-kjv test bench clean
+.PHONY: all setup build demo demo-kjv demo-bert test bench clean
 
 all: build
 
@@ -36,6 +37,20 @@ demo-kjv: setup $(BUILD)/Makefile
 	  --eval-interval 400 --eval-iters 20 --dropout 0.0
 	$(GPT) sample --run runs/kjv --prompt "And God said" --max-new-tokens 120 --num-samples 2 --top-k 40
 	@echo "loss curve: runs/kjv/loss.png"
+
+# BERT-small (4 layers x 256) pretrained with MLM + NSP on the King James Bible: chapters are the
+# documents, verses the sentences, bert-base-uncased's vocabulary (docs/bert-pretrain.md).
+demo-bert: setup $(BUILD)/Makefile
+	cmake --build $(BUILD) -j $(JOBS) --target bert-pretrain
+	awk '{ split($$1, a, ":"); if (NR > 1 && a[1] != prev) print ""; prev = a[1]; $$1 = ""; sub(/^ +/, ""); print }' \
+	  data/kjv.txt > data/kjv_bert.txt
+	$(BERT) prepare --input data/kjv_bert.txt --vocab data/bert-base-uncased/vocab.txt --out data/kjv_bert --force
+	rm -rf runs/kjv-bert
+	$(BERT) train --data data/kjv_bert --out runs/kjv-bert --max-iters 1600 --eval-interval 200 --eval-iters 13
+	$(BERT) eval --run runs/kjv-bert --data data/kjv_bert
+	$(BERT) fill-mask --run runs/kjv-bert --text "And God said, Let there be [MASK]: and there was light." --top-k 5
+	$(BERT) fill-mask --run runs/kjv-bert --text "In the beginning God created the [MASK] and the earth." --top-k 5
+	@echo "curves: runs/kjv-bert/mlm_nsp_loss.png, runs/kjv-bert/mlm_nsp_accuracy.png"
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -2,6 +2,7 @@
 #include "weights/hf_bert.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <stdexcept>
 

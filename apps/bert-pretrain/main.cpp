@@ -321,6 +321,10 @@ void eval(const EvalArgs& a) {
     throw std::invalid_argument((fs::path(a.data) / "meta.json").string() + ": max_seq_len " +
                                 std::to_string(data.max_seq_len()) + " is longer than the model's " +
                                 std::to_string(m.config.model.max_position_embeddings) + " positions");
+  // A Hugging Face model has no masking settings of its own: BERT's cap for the data's length.
+  auto masking = m.config.masking;
+  if (!a.init_from.empty())
+    masking.max_predictions = static_cast<int64_t>(std::ceil(masking.mask_prob * static_cast<double>(data.max_seq_len())));
   const bool train_split = a.split == "train" || data.split(false).size() == 0;
   const int64_t n = data.split(train_split).size();
   torch::NoGradGuard no_grad;
@@ -330,7 +334,7 @@ void eval(const EvalArgs& a) {
   const uint64_t seed = m.config.train.seed;
   for (int64_t first = 0; first < n; first += a.batch_size) {
     const int64_t B = std::min(a.batch_size, n - first);
-    const auto b = data.eval_batch(train_split, first, B, seed, m.config.masking);
+    const auto b = data.eval_batch(train_split, first, B, seed, masking);
     engine::AutocastGuard autocast(a.dtype, device);
     const auto out = m.pretraining->forward(b.input_ids.to(device), b.token_type_ids.to(device),
                                             b.attention_mask.to(device), b.mlm_positions.to(device));
