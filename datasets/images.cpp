@@ -4,10 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 
 #ifdef ATTNZOO_HAVE_OPENCV
 #include <opencv2/core.hpp>
@@ -164,6 +166,50 @@ void read_cifar10_batch(const std::string& path, ImageDataset& out) {
   out.pixels = out.pixels.defined() ? torch::cat({out.pixels, px}) : px;
 }
 
+ImageDataset read_digits_csv(const std::string& path) {
+  const std::string s = read_maybe_gz(path);
+  ImageDataset out;
+  out.source = path;
+  out.format = "digits";
+  for (int c = 0; c < 10; ++c) out.classes.push_back(std::to_string(c));
+  std::vector<uint8_t> px;
+  std::size_t line_no = 0;
+  for (std::size_t pos = 0; pos < s.size();) {
+    std::size_t end = s.find('\n', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string_view line(s.data() + pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) continue;
+    const std::string where = path + ": line " + std::to_string(line_no) + ": ";
+    std::vector<double> v;
+    for (std::size_t f = 0; f <= line.size();) {
+      std::size_t comma = line.find(',', f);
+      if (comma == std::string_view::npos) comma = line.size();
+      const std::string field(line.substr(f, comma - f));
+      char* stop = nullptr;
+      const double x = std::strtod(field.c_str(), &stop);
+      if (field.empty() || stop != field.c_str() + field.size() || !std::isfinite(x))
+        throw std::runtime_error(where + "'" + field + "' is not a number");
+      v.push_back(x);
+      f = comma + 1;
+    }
+    if (v.size() != 65)
+      throw std::runtime_error(where + std::to_string(v.size()) + " values (a digits line has 64 pixels and a label)");
+    for (int i = 0; i < 64; ++i) {
+      if (v[i] < 0 || v[i] > 16) throw std::runtime_error(where + "pixel " + std::to_string(i) + " is outside 0..16");
+      px.push_back(static_cast<uint8_t>(std::lround(v[i] * 255.0 / 16.0)));
+    }
+    if (v[64] != std::floor(v[64]) || v[64] < 0 || v[64] > 9)
+      throw std::runtime_error(where + "label must be 0..9");
+    out.labels.push_back(static_cast<int64_t>(v[64]));
+  }
+  if (out.labels.empty()) throw std::runtime_error(path + ": no digits (an empty file)");
+  out.pixels = torch::from_blob(px.data(), {out.size(), 1, 8, 8}, torch::kUInt8).clone();
+  return out;
+}
+
 torch::Tensor read_image_file(const std::string& path) {
 #ifndef ATTNZOO_HAVE_OPENCV
   throw std::runtime_error(path + ": reading image files needs OpenCV (built with ATTNZOO_WITH_OPENCV=OFF)");
@@ -297,6 +343,14 @@ ImageDataset open_image_dataset(const std::string& dir, const std::string& split
     }
     return out;
   }
+  // scikit-learn's digits: the first 80 % train, the rest test
+  if (const std::string csv = find("digits.csv"); !csv.empty()) {
+    auto all = read_digits_csv(csv);
+    const int64_t n_train = all.size() * 4 / 5, first = train ? 0 : n_train, n = train ? n_train : all.size() - n_train;
+    all.pixels = all.pixels.narrow(0, first, n).clone();
+    all.labels = std::vector<int64_t>(all.labels.begin() + first, all.labels.begin() + first + n);
+    return all;
+  }
   // ImageFolder
   std::vector<fs::path> cands = train ? std::vector<fs::path>{d / "train"} : std::vector<fs::path>{d / "val", d / "test"};
   for (const auto& c : cands)
@@ -304,7 +358,7 @@ ImageDataset open_image_dataset(const std::string& dir, const std::string& split
   throw std::runtime_error(dir + ": no " + split + " data found (expected idx files " + prefix +
                            "-images-idx3-ubyte[.gz] + " + prefix + "-labels-idx1-ubyte[.gz], CIFAR-10 " +
                            (train ? "data_batch_N.bin" : "test_batch.bin") + ", or an ImageFolder " +
-                           (train ? "train/<class>/" : "val/<class>/ or test/<class>/") + ")");
+                           (train ? "train/<class>/" : "val/<class>/ or test/<class>/") + ", or digits.csv[.gz])");
 }
 
 ImageDataset subset(const ImageDataset& data, int64_t n, uint64_t seed) {

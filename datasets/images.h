@@ -27,7 +27,7 @@ namespace attnzoo::datasets {
 // (ImageFolder: `files`).
 struct ImageDataset {
   std::string source;                // the directory or file it came from, for messages
-  std::string format;                // "idx", "cifar10" or "imagefolder"
+  std::string format;                // "idx", "cifar10", "imagefolder" or "digits"
   std::vector<std::string> classes;  // class names; a label is an index into this
   torch::Tensor pixels;              // (N, C, H, W) uint8, or undefined for files
   std::vector<std::string> files;    // ImageFolder: one path per sample
@@ -50,6 +50,11 @@ std::vector<int64_t> read_idx_labels(const std::string& path);
 // Appends to `out`; throws "FILE: ..." for a size that is not a whole number of records or a label > 9.
 void read_cifar10_batch(const std::string& path, ImageDataset& out);
 
+// scikit-learn's digits (digits.csv[.gz]): one 8×8 image per line, 64 comma-separated pixel values
+// in 0..16 then the label 0..9 (1797 lines in the published file). Pixels are scaled to 0..255.
+// Throws "FILE: line N: ..." for a line without 65 numbers, a pixel outside 0..16 or a label
+// outside 0..9, and "FILE: ..." for an empty file.
+ImageDataset read_digits_csv(const std::string& path);
 // Reads an image file (JPEG, PNG, ... through OpenCV) as (C, H, W) uint8, C = 1 for grayscale and
 // 3 (RGB) otherwise. Throws std::runtime_error "FILE: ..." when it cannot be decoded or a JPEG is
 // truncated (no end-of-image marker), and when OpenCV is not built in.
@@ -64,6 +69,8 @@ ImageDataset read_image_folder(const std::string& dir, bool strict = false);
 //   idx:         DIR/{train,t10k}-images-idx3-ubyte[.gz] + -labels-idx1-ubyte[.gz]
 //   cifar10:     DIR[/cifar-10-batches-bin]/data_batch_{1..5}.bin, test_batch.bin
 //   imagefolder: DIR/train/<class>/..., DIR/{val,test}/<class>/...
+//   digits:      DIR/digits.csv[.gz]; it has no split of its own: the first 80 % of the lines
+//                (1437 of 1797) are train, the rest test
 // split is "train" or "test" ("val" is a synonym). Throws std::runtime_error naming DIR and what
 // was expected when none matches.
 ImageDataset open_image_dataset(const std::string& dir, const std::string& split, bool strict = false);

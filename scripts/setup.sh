@@ -139,6 +139,21 @@ fetch_data() {
     mv data/kjv.txt.tmp data/kjv.txt
     echo "setup: data/kjv.txt ($(wc -c < data/kjv.txt) bytes)"
   fi
+  if [ ! -s data/digits/digits.csv.gz ]; then
+    # scikit-learn's digits (1797 8x8 images, 57 KB): the file alone, out of Debian's python3-sklearn
+    # package, which is downloaded, not installed.
+    local tmp
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -qq python3-sklearn 2>/dev/null) ||
+      { apt-get update -qq && (cd "$tmp" && apt-get download -qq python3-sklearn 2>/dev/null); }
+    mkdir -p data/digits
+    dpkg-deb --fsys-tarfile "$tmp"/python3-sklearn_*.deb |
+      tar -xO ./usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz > data/digits/digits.csv.gz.tmp
+    rm -rf "$tmp"
+    check_sha data/digits/digits.csv.gz.tmp 46abec6b12486ad9e51943373abcf22bbea1b5a51a1619b361570d8893f1464a
+    mv data/digits/digits.csv.gz.tmp data/digits/digits.csv.gz
+    echo "setup: data/digits/digits.csv.gz"
+  fi
   fetch_vocabularies
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <set>
 
@@ -92,6 +93,50 @@ TEST_F(ImagesTest, IdxBadInputNamesTheFile) {
   EXPECT_CONTAINS(e, "4 labels for 3 images");
   e = error_of<std::runtime_error>([&] { open_image_dataset(dir_.string(), "train"); });
   EXPECT_CONTAINS(e, "no train data found");
+}
+
+// scikit-learn's digits lines: 64 pixels 0..16, then the label.
+std::string digits_line(int i) {
+  std::string s;
+  for (int k = 0; k < 64; ++k) s += std::to_string((i + k) % 17) + ",";
+  return s + std::to_string(i % 10) + "\n";
+}
+
+TEST_F(ImagesTest, DigitsCsvReadsScalesAndSplits) {
+  std::string csv;
+  for (int i = 0; i < 10; ++i) csv += digits_line(i);
+  write_gz(path("digits.csv.gz"), csv);
+  auto all = read_digits_csv(path("digits.csv.gz"));
+  EXPECT_EQ(all.format, "digits");
+  ASSERT_EQ(all.size(), 10);
+  EXPECT_EQ(all.pixels.sizes(), (std::vector<int64_t>{10, 1, 8, 8}));
+  EXPECT_EQ(all.classes.size(), 10u);
+  EXPECT_EQ(all.labels[7], 7);
+  // Pixel k of image i is (i + k) % 17 on 0..16, scaled to 0..255.
+  EXPECT_EQ(all.pixels[3][0][1][2].item<int>(), static_cast<int>(std::lround(((3 + 10) % 17) * 255.0 / 16.0)));
+  EXPECT_EQ(all.pixels[0][0][2][0].item<int>(), 255);  // k = 16: value 16
+  // The data directory's split: the first 80 % train, the rest test, in file order.
+  auto train = open_image_dataset(dir_.string(), "train"), test = open_image_dataset(dir_.string(), "test");
+  EXPECT_EQ(train.size(), 8);
+  ASSERT_EQ(test.size(), 2);
+  EXPECT_EQ(test.labels, (std::vector<int64_t>{8, 9}));
+  EXPECT_TRUE(torch::equal(test.image(1), all.pixels[9]));
+}
+
+TEST_F(ImagesTest, DigitsCsvBadLinesNameFileAndLine) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {digits_line(0) + "1,2,3\n", "line 2: 3 values"},
+      {digits_line(0).replace(0, 1, "x"), "line 1: 'x' is not a number"},
+      {digits_line(0).replace(0, 1, "17"), "pixel 0 is outside 0..16"},
+      {digits_line(3).substr(0, digits_line(3).size() - 2) + "12\n", "label must be 0..9"},
+      {"", "no digits"},
+  };
+  for (const auto& [text, message] : cases) {
+    write_bytes(path("bad.csv"), text);
+    const auto e = error_of<std::runtime_error>([&] { read_digits_csv(path("bad.csv")); });
+    EXPECT_CONTAINS(e, path("bad.csv"));
+    EXPECT_CONTAINS(e, message);
+  }
 }
 
 TEST_F(ImagesTest, Cifar10Batches) {
