@@ -46,7 +46,7 @@ demo-bert: setup $(BUILD)/Makefile
 	  data/kjv.txt > data/kjv_bert.txt
 	$(BERT) prepare --input data/kjv_bert.txt --vocab data/bert-base-uncased/vocab.txt --out data/kjv_bert --force
 	rm -rf runs/kjv-bert
-	$(BERT) train --data data/kjv_bert --out runs/kjv-bert --max-iters 1600 --eval-interval 200 --eval-iters 13
+	$(BERT) train --data data/kjv_bert --out runs/kjv-bert --max-iters 1600 --eval-interval 200 --eval-iters 13 --dtype bf16
 	$(BERT) eval --run runs/kjv-bert --data data/kjv_bert
 	$(BERT) fill-mask --run runs/kjv-bert --text "And God said, Let there be [MASK]: and there was light." --top-k 5
 	$(BERT) fill-mask --run runs/kjv-bert --text "In the beginning God created the [MASK] and the earth." --top-k 5

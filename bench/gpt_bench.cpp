@@ -107,7 +107,7 @@ nlohmann::json generation_bench(const std::string& dtype, int64_t new_tokens, in
   models::GenerateOptions opt;
   opt.max_new_tokens = new_tokens;
   opt.sampling.temperature = 0.0;  // greedy: no sampling cost, same tokens every run
-  models::generate(model, prompt, {.max_new_tokens = 8, .sampling = opt.sampling});  // warm-up
+  models::generate(model, prompt, {.max_new_tokens = 8, .sampling = opt.sampling, .should_stop = {}});  // warm-up
   std::vector<double> rates;
   for (int64_t r = 0; r < reps; ++r) {
     synchronize(device);

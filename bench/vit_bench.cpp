@@ -6,11 +6,12 @@
 //     ms/iter in fp32 and bf16 autocast.
 // Medians over --iters after 2 warm-up iterations. Random weights: speed does not depend on them.
 //
-//   vit-bench [--what infer,train] [--dtypes fp32,bf16] [--iters 10] [--threads 0] [--json out.json]
+//   vit-bench [--what infer,train] [--dtypes fp32,bf16] [--iters 10] [--threads 0] [--json out.json] [--profile P]
 #include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -28,10 +29,18 @@ using bench::split;
 
 namespace {
 
-double seconds_of(const std::function<void()>& f) {
+std::string profile_path;  // --profile: a Chrome trace of the last timed iteration, PATH.WHAT.DTYPE.json
+
+double seconds_of(const std::function<void()>& f, const std::string& trace = "") {
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+  if (!trace.empty()) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(trace);
   const auto t0 = std::chrono::steady_clock::now();
   f();
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string trace_name(int i, int iters, const std::string& what, const std::string& dtype) {
+  return profile_path.empty() || i != iters + 1 ? "" : profile_path + "." + what + "." + dtype + ".json";
 }
 
 nlohmann::json bench_infer(const std::string& dtype, int iters) {
@@ -44,7 +53,7 @@ nlohmann::json bench_infer(const std::string& dtype, int iters) {
   torch::NoGradGuard no_grad;
   std::vector<double> times;
   for (int i = 0; i < iters + 2; ++i) {
-    const double s = seconds_of([&] { (void)vit->forward(x).sum().item<double>(); });
+    const double s = seconds_of([&] { (void)vit->forward(x).sum().item<double>(); }, trace_name(i, iters, "infer", dtype));
     if (i >= 2) times.push_back(s);
   }
   const double t = median(times);
@@ -75,7 +84,7 @@ nlohmann::json bench_train(const std::string& dtype, int iters) {
       torch::nn::utils::clip_grad_norm_(vit->parameters(), 1.0);
       opt.step(1e-3);
       (void)loss.item<double>();
-    });
+    }, trace_name(i, iters, "train", dtype));
     if (i >= 2) times.push_back(s);
   }
   const double t = median(times);
@@ -96,6 +105,7 @@ int main(int argc, char** argv) {
   app.add_option("--iters", iters, "Timed iterations (after 2 warm-up ones)")->capture_default_str();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--json", json, "Write the results to this JSON file");
+  app.add_option("--profile", profile_path, "Write a Chrome trace of the last timed iteration to PATH.WHAT.DTYPE.json");
   CLI11_PARSE(app, argc, argv);
   try {
     engine::setup_runtime({"cpu", threads});

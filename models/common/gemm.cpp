@@ -216,66 +216,67 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
 namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// y = W x (+ b) for bf16 weights W (N rows of K, row stride ldw), fp32 x and fp32 accumulation: the
-// bf16 weights widen to fp32 with a shift (bf16 is the top half of an fp32), so the sum is as exact
-// as an fp32 product of the rounded weights. Four rows at a time share each load of x; the rows
-// stream through memory once, which is all a matrix-vector product can do.
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which -Wmaybe-uninitialized flags.
+// y = W x for bf16 weights W (rows n0..n1-1 of K, row stride ldw) and a bf16 x, with AVX-512 BF16's
+// dot product of bf16 pairs into fp32 sums: the products are exact and the sums fp32, so the
+// result is as close as an fp32 product of the same bf16 values. Four rows at a time share each
+// load of x and the next four rows are prefetched: the rows stream through memory once, which is
+// all a matrix-vector product can do.
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-// 16 bf16 values (the lanes of m) widened to fp32.
-__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) inline __m512 widen(const uint16_t* p, __mmask16 m) {
-  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
+__attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline __m512bh load_bf16(const uint16_t* p,
+                                                                                             __mmask32 m) {
+  return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512vl"))) void gemv_bf16_rows(const c10::BFloat16* W, int64_t ldw,
-                                                                         const float* x, const float* b, int64_t K,
-                                                                         int64_t n0, int64_t n1, float* y) {
-  const auto* w16 = reinterpret_cast<const uint16_t*>(W);
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) void gemv_bf16_rows(const uint16_t* W, int64_t ldw,
+                                                                           const uint16_t* x, int64_t K, int64_t n0,
+                                                                           int64_t n1, float* y) {
+  const int64_t full = K / 32 * 32;
+  const auto tail = static_cast<__mmask32>((1ull << (K - full)) - 1);
   int64_t n = n0;
   for (; n + 4 <= n1; n += 4) {
+    const uint16_t* r[4] = {W + n * ldw, W + (n + 1) * ldw, W + (n + 2) * ldw, W + (n + 3) * ldw};
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x + k);
-      for (int r = 0; r < 4; ++r) acc[r] = _mm512_fmadd_ps(widen(w16 + (n + r) * ldw + k, m), xv, acc[r]);
+    for (int64_t k = 0; k < full; k += 32) {
+      const auto xv = (__m512bh)_mm512_loadu_si512(x + k);
+      for (int i = 0; i < 4; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(r[i] + 4 * ldw + k), _MM_HINT_T0);
+        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)_mm512_loadu_si512(r[i] + k), xv);
+      }
     }
-    for (int r = 0; r < 4; ++r) y[n + r] = _mm512_reduce_add_ps(acc[r]) + (b ? b[n + r] : 0.0f);
+    if (tail) {
+      const auto xv = load_bf16(x + full, tail);
+      for (int i = 0; i < 4; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], load_bf16(r[i] + full, tail), xv);
+    }
+    for (int i = 0; i < 4; ++i) y[n + i] = _mm512_reduce_add_ps(acc[i]);
   }
   for (; n < n1; ++n) {
     __m512 acc = _mm512_setzero_ps();
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 m = K - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (K - k)) - 1);
-      acc = _mm512_fmadd_ps(widen(w16 + n * ldw + k, m), _mm512_maskz_loadu_ps(m, x + k), acc);
+    for (int64_t k = 0; k < K; k += 32) {
+      const auto m = k < full ? static_cast<__mmask32>(0xFFFFFFFFu) : tail;
+      acc = _mm512_dpbf16_ps(acc, load_bf16(W + n * ldw + k, m), load_bf16(x + k, m));
     }
-    y[n] = _mm512_reduce_add_ps(acc) + (b ? b[n] : 0.0f);
+    y[n] = _mm512_reduce_add_ps(acc);
   }
 }
-
 #pragma GCC diagnostic pop
 
-bool cpu_has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl");
-  return yes;
-}
-
-// The bf16 one-row linear on AVX-512 CPUs, or nullopt. oneDNN's bf16 matmul with M = 1 reads the
-// weights at about half the memory speed that this loop reaches.
+// The bf16 one-row linear on CPUs with AVX-512 BF16, or nullopt. oneDNN's bf16 matmul with M = 1
+// reads the weights at about a third of the memory speed that this loop reaches.
 std::optional<torch::Tensor> gemv_bf16(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (!cpu_has_avx512() || weight.stride(1) != 1) return std::nullopt;
+  static const bool supported = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                __builtin_cpu_supports("avx512bf16");
+  if (!supported || weight.stride(1) != 1) return std::nullopt;
   const int64_t K = weight.size(1), N = weight.size(0), ldw = weight.stride(0);
-  const auto xf = x.reshape({K}).to(torch::kFloat).contiguous();
-  const auto bf = bias.defined() ? bias.to(torch::kFloat).contiguous() : torch::Tensor();
+  const auto xc = x.reshape({K}).contiguous();
   auto y = torch::empty({N}, x.options().dtype(torch::kFloat));
-  const auto* W = weight.data_ptr<c10::BFloat16>();
-  const float* xp = xf.data_ptr<float>();
-  const float* bp = bf.defined() ? bf.data_ptr<float>() : nullptr;
+  const auto* W = reinterpret_cast<const uint16_t*>(weight.data_ptr<c10::BFloat16>());
+  const auto* xp = reinterpret_cast<const uint16_t*>(xc.data_ptr<c10::BFloat16>());
   float* yp = y.data_ptr<float>();
   at::parallel_for(0, (N + 3) / 4, 16, [&](int64_t q0, int64_t q1) {
-    gemv_bf16_rows(W, ldw, xp, bp, K, 4 * q0, std::min(N, 4 * q1), yp);
+    gemv_bf16_rows(W, ldw, xp, K, 4 * q0, std::min(N, 4 * q1), yp);
   });
+  if (bias.defined()) y += bias.to(torch::kFloat);
   return y.to(torch::kBFloat16);
 }
 #else
@@ -287,7 +288,7 @@ std::optional<torch::Tensor> gemv_bf16(const torch::Tensor&, const torch::Tensor
 // Decoding one token multiplies a single row by each weight matrix. As a GEMM with M = 1 that is
 // ~3× slower on CPU than a matrix-vector product, which streams the weights once at memory speed
 // (DESIGN.md, performance facts). fp32 runs BLAS gemv (addmv); bf16 weights run gemv_bf16 above
-// on AVX-512 CPUs and oneDNN's bf16 matmul elsewhere (LibTorch 1.13's bf16 addmv is a scalar
+// on CPUs with AVX-512 BF16 and oneDNN's bf16 matmul elsewhere (LibTorch 1.13's bf16 addmv is a scalar
 // loop). Only without autograd: decoding is inference.
 std::optional<torch::Tensor> single_row_linear(const torch::Tensor& x, const torch::Tensor& weight,
                                                const torch::Tensor& bias) {

@@ -4,13 +4,14 @@
 # eval/predict/attention -> transfer (--init-from RUN / timm:DIR / mae:RUN, --freeze-backbone);
 # Fashion-MNIST's idx files; MAE train -> show; and the bad inputs of issue 7, each of which must
 # exit non-zero with a one-line error naming the file or flag.
-#   usage: vit_classify_e2e.sh PATH/TO/vit-classify PATH/TO/mae-reconstruct [FASHION_MNIST_DIR] [TEST_DATA_DIR]
+#   usage: vit_classify_e2e.sh PATH/TO/vit-classify PATH/TO/mae-reconstruct [FASHION_MNIST_DIR] [TEST_DATA_DIR] [DIGITS_DIR]
 set -uo pipefail
 VIT=$(readlink -f "$1")
 MAE=$(readlink -f "$2")
 FMNIST=${3:-/usr/share/datasets/fashion-mnist}
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 TESTDATA=$(readlink -f "${4:-$HERE/../data}")
+DIGITS=$(readlink -f "${5:-$HERE/../../data/digits}")
 source "$HERE/e2e_lib.sh"
 WORK=$(mktemp -d /tmp/vit-e2e.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -83,6 +84,18 @@ if [ -e "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   check "Fashion-MNIST: class names" sh -c "'$VIT' eval --run run_f --data '$FMNIST' --batch-size 1000 --json > /dev/null"
 else
   fail "Fashion-MNIST not installed at $FMNIST (scripts/setup.sh installs dataset-fashion-mnist)"
+fi
+
+# --- scikit-learn's digits (8x8, data/digits from scripts/setup.sh): a tiny ViT learns them in seconds
+if [ -s "$DIGITS/digits.csv.gz" ]; then
+  "$VIT" train --data "$DIGITS" --out run_d --preset tiny --img-size 8 --patch-size 2 --depth 2 --embed-dim 32 \
+    --num-heads 2 --batch-size 64 --max-iters 600 --eval-interval 600 --eval-iters 2 --lr 3e-3 --warmup-iters 20 \
+    --no-hflip --threads 2 --seed 1 > log_d.txt 2>&1
+  check "digits: 1437 train, 360 test" grep -q "1437 train, 360 test" log_d.txt
+  "$VIT" eval --run run_d --data "$DIGITS" --json > eval_d.json 2> /dev/null
+  check "digits: a tiny ViT learns them (test top-1 >= 0.75; 0.83-0.84 seen)" awk -F'"top1":' '{split($2, a, /[,}]/); exit !(a[1] >= 0.75)}' eval_d.json
+else
+  fail "digits missing at $DIGITS (scripts/setup.sh data fetches data/digits/digits.csv.gz)"
 fi
 
 # --- MAE: pretrain, show, fine-tune its encoder
