@@ -10,9 +10,11 @@
 //   gpt-train export --run RUN --format peft --out ADAPTER_DIR  (a LoRA run's adapters alone)
 #include <sys/resource.h>
 
+#include <cctype>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
+#include <future>
 #include <iostream>
 #include <optional>
 
@@ -40,8 +42,9 @@ using namespace attnzoo;
 namespace {
 
 struct PrepareArgs {
-  std::string input, out, tokenizer = "char", pattern = "gpt2", gpt2_dir = "data/gpt2";
+  std::string input, out, tokenizer = "char", pattern = "gpt2", gpt2_dir = "data/gpt2", device = "cpu", dtype = "fp32";
   int vocab_size = 4096;
+  int64_t threads = 0;
   double val_fraction = 0.1;
 };
 
@@ -111,7 +114,42 @@ tokenizers::Tokenizer prepare_tokenizer(const PrepareArgs& a, const std::string&
   }
 }
 
+// Encodes TEXT on up to THREADS threads: the text is cut into pieces right after a newline that an
+// ASCII letter or digit follows, where no pre-tokenization piece of the char tokenizer or of a BPE
+// pre-split pattern (gpt2, cl100k, o200k) can continue, so the ids equal one encode() of the whole
+// text. A BPE without a pre-split pattern, or a short text, is encoded in one piece.
+std::vector<int64_t> encode_parallel(const tokenizers::Tokenizer& tok, std::string_view text, int64_t threads) {
+  constexpr std::size_t kMinPiece = 1 << 20;
+  const bool splittable = tok.chars() || (tok.bpe() && tok.bpe()->pattern() != "none");
+  const auto n = static_cast<std::size_t>(std::max<int64_t>(1, threads));
+  if (!splittable || n == 1 || text.size() < 2 * kMinPiece) return tok.encode(text);
+  std::vector<std::size_t> cuts{0};
+  for (std::size_t i = 1; i < n; ++i) {
+    std::size_t c = std::max(cuts.back() + kMinPiece, text.size() * i / n);
+    while (c < text.size() && !(text[c - 1] == '\n' && std::isalnum(static_cast<unsigned char>(text[c])))) ++c;
+    if (c >= text.size()) break;
+    cuts.push_back(c);
+  }
+  cuts.push_back(text.size());
+  std::vector<std::future<std::vector<int64_t>>> parts;
+  for (std::size_t i = 0; i + 1 < cuts.size(); ++i)
+    parts.push_back(std::async(std::launch::async, [&tok, piece = text.substr(cuts[i], cuts[i + 1] - cuts[i])] {
+      return tok.encode(piece);
+    }));
+  std::vector<int64_t> ids;
+  for (auto& p : parts) {
+    auto part = p.get();
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  return ids;
+}
+
 void prepare(const PrepareArgs& a) {
+  // prepare does no tensor work: --device and --dtype are checked (every subcommand takes them),
+  // --threads encodes the text in parallel.
+  engine::setup_runtime({a.device, a.threads, /*quiet=*/true});
+  if (a.dtype != "fp32" && a.dtype != "bf16") throw std::invalid_argument("--dtype: expected fp32 or bf16, got " + a.dtype);
+  const int64_t threads = a.threads > 0 ? a.threads : at::get_num_threads();
   if (!(a.val_fraction >= 0.0 && a.val_fraction < 1.0))
     throw std::invalid_argument("--val-fraction must be in [0, 1), got " + std::to_string(a.val_fraction));
   const std::string text = datasets::read_text_file(a.input);
@@ -132,8 +170,8 @@ void prepare(const PrepareArgs& a) {
   } else {
     while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   }
-  const auto train = tok.encode(std::string_view(text).substr(0, cut));
-  const auto val = tok.encode(std::string_view(text).substr(cut));
+  const auto train = encode_parallel(tok, std::string_view(text).substr(0, cut), threads);
+  const auto val = encode_parallel(tok, std::string_view(text).substr(cut), threads);
   nlohmann::json meta = {{"vocab_size", tok.vocab_size()}, {"tokenizer", tok.to_json()}, {"source", a.input},
                          {"train_tokens", train.size()}, {"val_tokens", val.size()}};
   datasets::write_token_dataset(a.out, train, val, meta);
@@ -351,7 +389,7 @@ void sample(const SampleArgs& a) {
               << "; the model sees only its last " << block << " (it is printed whole)" << std::endl;
   auto prompt = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);
   models::GenerateOptions opt{a.max_new_tokens, {a.temperature, a.top_k, a.top_p, a.repetition_penalty}, !a.no_cache,
-                              run.tokenizer.vocab_size()};
+                              run.tokenizer.vocab_size(), {}};
   // GPT-2's end of text ends a sample, as Hugging Face's generate() stops at eos_token_id.
   int64_t eot = -1;
   for (const auto& [token, id] : run.tokenizer.special_tokens())
@@ -504,6 +542,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   prep->add_option("--val-fraction", pa.val_fraction, "Fraction of the text (its end) kept for validation")
       ->capture_default_str();
+  prep->add_option("--threads", pa.threads, "Threads encoding the text (0 = all cores); the ids do not depend on it");
+  prep->add_option("--device", pa.device, "Checked only: prepare does no tensor work (auto, cpu or cuda)")->capture_default_str();
+  prep->add_option("--dtype", pa.dtype, "Checked only: prepare does no tensor work (fp32 or bf16)")->capture_default_str();
 
   TrainArgs ta;
   auto* tr = app.add_subcommand("train", "Train a GPT (nanoGPT's CPU recipe by default)");

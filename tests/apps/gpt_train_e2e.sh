@@ -172,6 +172,13 @@ if [ -s "$DATA/gpt2/vocab.bpe" ]; then
   check "gpt2 vocabulary size" grep -q '"vocab_size":50257' <(tr -d ' \n' < data_gpt2/meta.json)
   # "line 1: the quick brown fox" in GPT-2 ids, the first tokens of train.bin (uint16 little-endian).
   check "train.bin holds GPT-2 ids" test "$(od -An -tu2 -N12 data_gpt2/train.bin | tr -s ' ' | sed 's/^ //')" = "1370 352 25 262 2068 7586"
+  # prepare --threads encodes pieces of a long text in parallel: the same ids as one thread.
+  for i in $(seq 1 80); do cat corpus.txt; printf '  indented, "quoted" and\n\n!punctuated\n'; done > long.txt
+  "$GPT" prepare --input long.txt --out long1 --tokenizer gpt2 --gpt2-dir "$DATA/gpt2" --threads 1 > /dev/null
+  "$GPT" prepare --input long.txt --out long2 --tokenizer gpt2 --gpt2-dir "$DATA/gpt2" --threads 3 --device cpu --dtype fp32 > /dev/null
+  check "prepare --threads 3 writes the ids of one thread" cmp -s long1/train.bin long2/train.bin
+  check "prepare --threads 3: val.bin too" cmp -s long1/val.bin long2/val.bin
+  expect_error "prepare --dtype is checked" "--dtype" "$GPT" prepare --input corpus.txt --out d9 --dtype fp16
   expect_error "wordpiece is not a GPT tokenizer" "WordPiece" "$GPT" prepare --input corpus.txt --out d8 --tokenizer "wordpiece:$DATA/bert-base-uncased/vocab.txt"
 else
   fail "GPT-2 vocabulary missing in $DATA (run scripts/setup.sh data)"
