@@ -3,7 +3,7 @@
 # with its PyTorch-eager baseline on the same threads, so that the ratio holds while the machine
 # drifts. Writes bench/out/targets.json (every result, C++ and Python) and prints a summary.
 #   bench/targets.sh            (BUILD=build THREADS=$(nproc) ITERS=3)
-# Needs Debian's python3-torch and python3-torchvision. About 8 minutes on 2 cores.
+# Needs Debian's python3-torch and python3-torchvision (scripts/setup.sh bench). About 8 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}

@@ -150,8 +150,16 @@ bool plot_heatmap(const Heatmap& hm, const std::filesystem::path& path) {
   const int row_step = (14 + cell - 1) / cell, col_step = (24 + cell - 1) / cell;
   for (int r = 0; r < rows && r < static_cast<int>(hm.row_labels.size()); r += row_step)
     cv::putText(img, hm.row_labels[r], {8, top + r * cell + cell / 2 + 4}, font, 0.4, ink, 1, cv::LINE_AA);
-  for (int c = 0; c < cols && c < static_cast<int>(hm.col_labels.size()); c += col_step)
-    cv::putText(img, hm.col_labels[c], {left + c * cell + 1, top + rows * cell + 16}, font, 0.4, ink, 1, cv::LINE_AA);
+  // Column labels centred under their cells; labels wider than their room alternate between two lines.
+  int widest = 0;
+  for (const auto& l : hm.col_labels) widest = std::max(widest, cv::getTextSize(l, font, 0.4, 1, &baseline).width);
+  const bool stagger = widest > col_step * cell - 4;
+  for (int c = 0, k = 0; c < cols && c < static_cast<int>(hm.col_labels.size()); c += col_step, ++k) {
+    const int w = cv::getTextSize(hm.col_labels[c], font, 0.4, 1, &baseline).width;
+    const int x = std::max(0, left + c * cell + cell / 2 - w / 2);
+    cv::putText(img, hm.col_labels[c], {x, top + rows * cell + 16 + (stagger && k % 2 ? 14 : 0)}, font, 0.4, ink, 1,
+                cv::LINE_AA);
+  }
   cv::putText(img, hm.title, {left, 32}, font, 0.6, ink, 1, cv::LINE_AA);
   cv::putText(img, hm.xlabel, {left, H - 15}, font, 0.5, ink, 1, cv::LINE_AA);
   cv::putText(img, hm.ylabel, {8, top - 8}, font, 0.45, ink, 1, cv::LINE_AA);

@@ -5,6 +5,7 @@
 #   scripts/setup.sh packages   packages only
 #   scripts/setup.sh data       data only
 #   scripts/setup.sh fuzz       also clang + libFuzzer, for scripts/fuzz.sh
+#   scripts/setup.sh bench      also python3-torch + python3-torchvision, for bench/'s Python baselines
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,9 @@ PACKAGES=(
 )
 # Only for the fuzz targets (scripts/fuzz.sh): clang with libFuzzer and the sanitizers.
 FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+# Only for the PyTorch baselines of bench/ (bench/python/*.py, bench/targets.sh) and the scripts
+# that wrote the golden test files: Debian's PyTorch 1.13 (the same LibTorch) and torchvision.
+BENCH_PACKAGES=(python3-torch python3-torchvision)
 
 install_packages() {
   local missing=()
@@ -162,5 +166,6 @@ case "${1:-all}" in
   data) fetch_data ;;
   all) install_packages "${PACKAGES[@]}"; fetch_data ;;
   fuzz) install_packages "${PACKAGES[@]}" "${FUZZ_PACKAGES[@]}"; fetch_data ;;
-  *) echo "usage: $0 [packages|data|all|fuzz]" >&2; exit 2 ;;
+  bench) install_packages "${PACKAGES[@]}" "${BENCH_PACKAGES[@]}"; fetch_data ;;
+  *) echo "usage: $0 [packages|data|all|fuzz|bench]" >&2; exit 2 ;;
 esac

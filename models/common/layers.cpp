@@ -10,6 +10,12 @@ LayerNormImpl::LayerNormImpl(int64_t dim, bool with_bias, double eps) : dim(dim)
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
+  // LibTorch 1.13's CPU LayerNorm in bf16 is ~10× slower than in fp32 (12 % of ViT-B/16's bf16
+  // inference): with bf16 parameters it runs in fp32 and rounds the output once.
+  if (x.device().is_cpu() && weight.scalar_type() == torch::kBFloat16) {
+    const auto f = torch::kFloat;
+    return at::layer_norm(x.to(f), {dim}, weight.to(f), bias.defined() ? bias.to(f) : bias, eps).to(torch::kBFloat16);
+  }
   const auto in = x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type());
   return at::layer_norm(in, {dim}, weight, bias, eps);
 }

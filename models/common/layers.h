@@ -11,7 +11,8 @@
 namespace attnzoo::models {
 
 // LayerNorm as nanoGPT's (bias optional). CPU bf16 autocast in LibTorch 1.13 does not cover
-// layer_norm, so a bf16 input is normalised in the parameters' dtype.
+// layer_norm, so a bf16 input is normalised in the parameters' dtype; with bf16 parameters on CPU
+// the normalisation runs in fp32 and the output is rounded to bf16.
 class LayerNormImpl : public torch::nn::Module {
  public:
   LayerNormImpl(int64_t dim, bool bias = true, double eps = 1e-5);

@@ -24,7 +24,7 @@ TEST(RepetitionPenalty, AStrongPenaltyStopsGreedyRepetition) {
   torch::manual_seed(0);
   GPT model(gpt_tiny());
   const auto prompt = torch::zeros({1, 1}, torch::kLong);
-  GenerateOptions opt{.max_new_tokens = 20, .sampling = {.temperature = 0.0, .repetition_penalty = 1e6}};
+  GenerateOptions opt{.max_new_tokens = 20, .sampling = {.temperature = 0.0, .repetition_penalty = 1e6}, .should_stop = {}};
   const auto out = generate(model, prompt, opt).flatten();
   // Greedy with a huge penalty never picks a token it has seen while unseen ones remain.
   const auto unique = std::get<0>(at::_unique(out));
@@ -35,7 +35,7 @@ TEST(Generate, ShouldStopEndsEarly) {
   torch::manual_seed(0);
   GPT model(gpt_tiny());
   const auto prompt = torch::zeros({1, 2}, torch::kLong);
-  GenerateOptions opt{.max_new_tokens = 50, .sampling = {.temperature = 1.0}};
+  GenerateOptions opt{.max_new_tokens = 50, .sampling = {.temperature = 1.0}, .should_stop = {}};
   opt.should_stop = [](const torch::Tensor& tokens) { return tokens.size(1) >= 7; };
   EXPECT_EQ(generate(model, prompt, opt, seeded(3)).size(1), 7);
 }
