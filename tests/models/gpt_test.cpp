@@ -227,7 +227,7 @@ TEST(GPT, GenerateWithAndWithoutCacheAgreePastTheBlockSize) {
 
   for (double temperature : {0.0, 1.0}) {
     SCOPED_TRACE("temperature " + std::to_string(temperature));
-    GenerateOptions opt{.max_new_tokens = N, .sampling = {.temperature = temperature}};
+    GenerateOptions opt{.max_new_tokens = N, .sampling = {.temperature = temperature}, .should_stop = {}};
     opt.use_cache = true;
     std::vector<torch::Tensor> streamed;
     const auto cached =
@@ -246,7 +246,7 @@ TEST(GPT, GenerateWithAndWithoutCacheAgreePastTheBlockSize) {
   }
   EXPECT_FALSE(model->is_training()) << "generate restores the mode it found";
   model->train();
-  generate(model, prompt, {.max_new_tokens = 2, .sampling = {}});
+  generate(model, prompt, {.max_new_tokens = 2, .sampling = {}, .should_stop = {}});
   EXPECT_TRUE(model->is_training());
 }
 
@@ -254,7 +254,7 @@ TEST(GPT, GenerateAtTemperatureOneDependsOnTheSeed) {
   torch::manual_seed(0);
   GPT model(gpt_tiny());
   const auto prompt = random_ids(1, 3, 37, 8);
-  GenerateOptions opt{.max_new_tokens = 40, .sampling = {.temperature = 1.0}};
+  GenerateOptions opt{.max_new_tokens = 40, .sampling = {.temperature = 1.0}, .should_stop = {}};
   const auto a = generate(model, prompt, opt, seeded(1));
   EXPECT_TRUE(torch::equal(a, generate(model, prompt, opt, seeded(1))));
   EXPECT_FALSE(torch::equal(a, generate(model, prompt, opt, seeded(2))));
@@ -266,7 +266,7 @@ TEST(GPT, GenerateNeverDrawsIdsPastTheVocabLimit) {
   GPT model(gpt_tiny());
   const int64_t V = gpt_tiny().vocab_size, limit = V / 4;
   const auto prompt = random_ids(1, 3, limit, 8);
-  GenerateOptions opt{.max_new_tokens = 200, .sampling = {.temperature = 2.0}};
+  GenerateOptions opt{.max_new_tokens = 200, .sampling = {.temperature = 2.0}, .should_stop = {}};
   const auto free_run = generate(model, prompt, opt, seeded(1));
   EXPECT_GT(free_run.ge(limit).sum().item<int64_t>(), 0);  // without the limit, padding ids come up
   opt.vocab_limit = limit;
