@@ -2,6 +2,10 @@
 // BLAS probe, and the duration format of the progress display.
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
+
+#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
@@ -40,6 +44,22 @@ TEST(Runtime, SetsThreadsAndRejectsBadDevices) {
   if (!torch::cuda::is_available()) {
     EXPECT_THROW(engine::setup_runtime({"cuda", 0, true}), std::invalid_argument);
   }
+  at::set_num_threads(before);
+}
+
+// LibTorch's at::parallel_for is an inline OpenMP loop in its headers: in code built without
+// -fopenmp it runs on the calling thread alone (the fused AdamW update did, until the build added
+// OpenMP). Two threads asked for must both take part.
+TEST(Runtime, ParallelForInOurCodeRunsOnSeveralThreads) {
+  const int before = at::get_num_threads();
+  engine::setup_runtime({"cpu", 2, true});
+  std::mutex mu;
+  std::set<int> threads;
+  at::parallel_for(0, 1000, 1, [&](int64_t, int64_t) {
+    std::lock_guard<std::mutex> lock(mu);
+    threads.insert(at::get_thread_num());
+  });
+  EXPECT_EQ(threads.size(), 2u);
   at::set_num_threads(before);
 }
 
