@@ -3,8 +3,10 @@
 #include "tokenizers/files.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <stdexcept>
 
 namespace attnzoo::tokenizers {
@@ -121,6 +123,32 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, bool specials) con
                                return std::vector<int64_t>(ids.begin(), ids.end());
                              }},
                     impl_);
+}
+
+std::vector<int64_t> Tokenizer::encode_parallel(std::string_view text, int64_t threads, std::size_t min_piece) const {
+  const bool splittable = chars() || (bpe() && bpe()->pattern() != "none");
+  const auto n = static_cast<std::size_t>(std::max<int64_t>(1, threads));
+  min_piece = std::max<std::size_t>(1, min_piece);
+  if (!splittable || n == 1 || text.size() < 2 * min_piece) return encode(text);
+  std::vector<std::size_t> cuts{0};
+  for (std::size_t i = 1; i < n; ++i) {
+    std::size_t c = std::max(cuts.back() + min_piece, text.size() * i / n);
+    while (c < text.size() && !(text[c - 1] == '\n' && std::isalnum(static_cast<unsigned char>(text[c])))) ++c;
+    if (c >= text.size()) break;
+    cuts.push_back(c);
+  }
+  cuts.push_back(text.size());
+  std::vector<std::future<std::vector<int64_t>>> parts;
+  for (std::size_t i = 0; i + 1 < cuts.size(); ++i)
+    parts.push_back(std::async(std::launch::async, [this, piece = text.substr(cuts[i], cuts[i + 1] - cuts[i])] {
+      return encode(piece);
+    }));
+  std::vector<int64_t> ids;
+  for (auto& p : parts) {
+    auto part = p.get();
+    ids.insert(ids.end(), part.begin(), part.end());
+  }
+  return ids;
 }
 
 std::string Tokenizer::decode(const std::vector<int64_t>& ids) const {

@@ -6,6 +6,7 @@
 // Apps hold a Tokenizer; datasets and checkpoints store its to_json() so that it travels with them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -44,6 +45,12 @@ class Tokenizer {
   // `specials` is true (else encoded as text). WordPiece: the word pieces, with [CLS] ... [SEP]
   // around them when `specials` is true (as BertTokenizer.encode). Char: every character.
   std::vector<int64_t> encode(std::string_view text, bool specials = true) const;
+  // encode(text) on up to THREADS threads, with the same ids. The text is cut only right after a
+  // newline that an ASCII letter or digit follows, where no pre-tokenization piece of the char
+  // tokenizer or of a BPE pre-split pattern (gpt2, cl100k, o200k) can continue, and into pieces of
+  // at least MIN_PIECE bytes. WordPiece, a BPE without a pre-split pattern, or a short text is
+  // encoded in one piece.
+  std::vector<int64_t> encode_parallel(std::string_view text, int64_t threads, std::size_t min_piece = 1 << 20) const;
   // Throws std::invalid_argument naming an id outside the vocabulary.
   std::string decode(const std::vector<int64_t>& ids) const;
   // The special tokens and their ids (none for char).

@@ -69,7 +69,7 @@ struct EvalArgs {
 };
 
 struct FillMaskArgs {
-  std::string run, init_from, text, checkpoint = "best", device = "auto";
+  std::string run, init_from, text, checkpoint = "best", device = "auto", dtype = "fp32";
   int64_t top_k = 5, threads = 0;
   bool json = false;
 };
@@ -384,6 +384,7 @@ void fill_mask(const FillMaskArgs& a) {
   auto positions = torch::zeros({1, T}, torch::kBool);
   for (int64_t i : masks) positions[0][i] = true;
   torch::NoGradGuard no_grad;
+  engine::AutocastGuard autocast(a.dtype, device);
   const auto logits = m.pretraining->forward(input, {}, {}, positions.to(device)).prediction_logits;  // (masks, V)
   // Only the tokenizer's ids compete (a model's vocabulary may be padded past it).
   const auto probs = torch::softmax(logits.narrow(1, 0, tok.vocab_size()).to(torch::kFloat), -1).cpu();
@@ -540,6 +541,7 @@ void export_model(const ExportArgs& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bert-pretrain: pretrain BERT (masked LM + next-sentence prediction), fill masks, fine-tune a classifier"};
+  apps::one_line_parse_errors(app, "bert-pretrain");
   app.require_subcommand(1);
 
   PrepareArgs pa;
@@ -588,9 +590,7 @@ int main(int argc, char** argv) {
   ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
   ev->add_option("--split", ea.split, "val or train (val falls back to train when empty)")->capture_default_str();
   ev->add_option("--batch-size", ea.batch_size, "Pairs per forward")->capture_default_str();
-  ev->add_option("--device", ea.device, "auto, cpu or cuda")->capture_default_str();
-  ev->add_option("--dtype", ea.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
-  ev->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(ev, ea.device, ea.threads, &ea.dtype);
   ev->add_flag("--json", ea.json, "Print the numbers as one JSON object");
 
   FillMaskArgs fa;
@@ -600,8 +600,7 @@ int main(int argc, char** argv) {
   fm->add_option("--checkpoint", fa.checkpoint, "best, latest or step-N")->capture_default_str();
   fm->add_option("--text", fa.text, "Text with one or more [MASK]")->required();
   fm->add_option("--top-k", fa.top_k, "Candidates per mask")->capture_default_str();
-  fm->add_option("--device", fa.device, "auto, cpu or cuda")->capture_default_str();
-  fm->add_option("--threads", fa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(fm, fa.device, fa.threads, &fa.dtype);
   fm->add_flag("--json", fa.json, "One JSON object per mask: {\"mask_index\", \"candidates\": [{\"token\", \"id\", \"prob\"}]}");
 
   FinetuneArgs fta;

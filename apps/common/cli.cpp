@@ -51,6 +51,19 @@ bool any_train_flag(const TrainFlags& f) {
          f.weight_decay || f.grad_clip || f.beta1 || f.beta2 || f.dtype || f.device || f.lr_schedule || f.seed;
 }
 
+void add_runtime_flags(CLI::App* cmd, std::string& device, int64_t& threads, std::string* dtype,
+                       const std::string& dtype_help) {
+  cmd->add_option("--device", device, "auto, cpu or cuda")->capture_default_str();
+  if (dtype) cmd->add_option("--dtype", *dtype, dtype_help)->capture_default_str()->check(CLI::IsMember({"fp32", "bf16"}));
+  cmd->add_option("--threads", threads, "CPU threads (0 = all cores)");
+}
+
+void one_line_parse_errors(CLI::App& app, const std::string& name) {
+  app.failure_message([name](const CLI::App*, const CLI::Error& e) {
+    return name + ": error: " + e.what() + " (see --help)\n";
+  });
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");

@@ -34,6 +34,16 @@ void apply_train_flags(engine::TrainConfig& cfg, const TrainFlags& flags);
 // True when any flag of `flags` was given.
 bool any_train_flag(const TrainFlags& flags);
 
+// The flags every subcommand that runs a model takes: --device (auto, cpu or cuda), --threads
+// (0 = all cores) and, when `dtype` is not null, --dtype, checked to be fp32 or bf16; `dtype_help`
+// says what it does in that subcommand (autocast, or the weights' type).
+void add_runtime_flags(CLI::App* cmd, std::string& device, int64_t& threads, std::string* dtype = nullptr,
+                       const std::string& dtype_help = "fp32 or bf16 (autocast)");
+
+// Makes a command-line error (unknown flag, bad value, missing subcommand) one line on stderr,
+// "APP: error: MESSAGE (see --help)", as run_guarded's; the exit code stays CLI11's.
+void one_line_parse_errors(CLI::App& app, const std::string& name);
+
 // Reads a JSON file: throws std::runtime_error "FILE: cannot open" or "FILE: malformed JSON: ...".
 nlohmann::json read_json_file(const std::string& path);
 

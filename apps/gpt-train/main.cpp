@@ -10,11 +10,9 @@
 //   gpt-train export --run RUN --format peft --out ADAPTER_DIR  (a LoRA run's adapters alone)
 #include <sys/resource.h>
 
-#include <cctype>
 #include <cmath>
 #include <csignal>
 #include <filesystem>
-#include <future>
 #include <iostream>
 #include <optional>
 
@@ -114,36 +112,6 @@ tokenizers::Tokenizer prepare_tokenizer(const PrepareArgs& a, const std::string&
   }
 }
 
-// Encodes TEXT on up to THREADS threads: the text is cut into pieces right after a newline that an
-// ASCII letter or digit follows, where no pre-tokenization piece of the char tokenizer or of a BPE
-// pre-split pattern (gpt2, cl100k, o200k) can continue, so the ids equal one encode() of the whole
-// text. A BPE without a pre-split pattern, or a short text, is encoded in one piece.
-std::vector<int64_t> encode_parallel(const tokenizers::Tokenizer& tok, std::string_view text, int64_t threads) {
-  constexpr std::size_t kMinPiece = 1 << 20;
-  const bool splittable = tok.chars() || (tok.bpe() && tok.bpe()->pattern() != "none");
-  const auto n = static_cast<std::size_t>(std::max<int64_t>(1, threads));
-  if (!splittable || n == 1 || text.size() < 2 * kMinPiece) return tok.encode(text);
-  std::vector<std::size_t> cuts{0};
-  for (std::size_t i = 1; i < n; ++i) {
-    std::size_t c = std::max(cuts.back() + kMinPiece, text.size() * i / n);
-    while (c < text.size() && !(text[c - 1] == '\n' && std::isalnum(static_cast<unsigned char>(text[c])))) ++c;
-    if (c >= text.size()) break;
-    cuts.push_back(c);
-  }
-  cuts.push_back(text.size());
-  std::vector<std::future<std::vector<int64_t>>> parts;
-  for (std::size_t i = 0; i + 1 < cuts.size(); ++i)
-    parts.push_back(std::async(std::launch::async, [&tok, piece = text.substr(cuts[i], cuts[i + 1] - cuts[i])] {
-      return tok.encode(piece);
-    }));
-  std::vector<int64_t> ids;
-  for (auto& p : parts) {
-    auto part = p.get();
-    ids.insert(ids.end(), part.begin(), part.end());
-  }
-  return ids;
-}
-
 void prepare(const PrepareArgs& a) {
   // prepare does no tensor work: --device and --dtype are checked (every subcommand takes them),
   // --threads encodes the text in parallel.
@@ -170,8 +138,8 @@ void prepare(const PrepareArgs& a) {
   } else {
     while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   }
-  const auto train = encode_parallel(tok, std::string_view(text).substr(0, cut), threads);
-  const auto val = encode_parallel(tok, std::string_view(text).substr(cut), threads);
+  const auto train = tok.encode_parallel(std::string_view(text).substr(0, cut), threads);
+  const auto val = tok.encode_parallel(std::string_view(text).substr(cut), threads);
   nlohmann::json meta = {{"vocab_size", tok.vocab_size()}, {"tokenizer", tok.to_json()}, {"source", a.input},
                          {"train_tokens", train.size()}, {"val_tokens", val.size()}};
   datasets::write_token_dataset(a.out, train, val, meta);
@@ -526,6 +494,7 @@ void export_model(const ExportArgs& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"gpt-train: train a GPT language model on a text corpus, sample from it, evaluate it"};
+  apps::one_line_parse_errors(app, "gpt-train");
   app.require_subcommand(1);
 
   PrepareArgs pa;
@@ -584,9 +553,7 @@ int main(int argc, char** argv) {
   sm->add_option("--top-p", sa.top_p, "Nucleus sampling threshold (1 = off)")->capture_default_str();
   sm->add_option("--num-samples", sa.num_samples, "Samples to draw")->capture_default_str();
   sm->add_option("--seed", sa.seed, "Random seed (same seed, same text)")->capture_default_str();
-  sm->add_option("--device", sa.device, "auto, cpu or cuda")->capture_default_str();
-  sm->add_option("--dtype", sa.dtype, "fp32 or bf16 weights")->capture_default_str();
-  sm->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(sm, sa.device, sa.threads, &sa.dtype, "fp32 or bf16 weights");
   sm->add_option("--repetition-penalty", sa.repetition_penalty,
                  "Divide (multiply) the positive (negative) logits of tokens already in the text (1 = off; 1.2 is common)")
       ->capture_default_str();
@@ -606,9 +573,7 @@ int main(int argc, char** argv) {
   ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
   ev->add_option("--split", ea.split, "val or train")->capture_default_str();
   ev->add_option("--batch-size", ea.batch_size, "Windows per forward")->capture_default_str();
-  ev->add_option("--device", ea.device, "auto, cpu or cuda")->capture_default_str();
-  ev->add_option("--dtype", ea.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
-  ev->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(ev, ea.device, ea.threads, &ea.dtype);
   ev->add_flag("--json", ea.json, "Print {\"loss\", \"perplexity\", \"tokens\"} as JSON");
 
   ExportArgs xa;
@@ -621,9 +586,7 @@ int main(int argc, char** argv) {
   ex->add_flag("--merge-lora", xa.merge_lora, "--format hf of a LoRA run: merge the adapters into the weights");
   ex->add_option("--out", xa.out, "Output directory (must not exist or be empty, unless --force)")->required();
   ex->add_flag("--force", xa.force, "Replace a non-empty --out");
-  ex->add_option("--dtype", xa.dtype, "Weights written as fp32 or bf16 (--format hf)")->capture_default_str();
-  ex->add_option("--device", xa.device, "Where to load and merge: auto, cpu or cuda")->capture_default_str();
-  ex->add_option("--threads", xa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(ex, xa.device, xa.threads, &xa.dtype, "Weights written as fp32 or bf16 (--format hf)");
 
   CLI11_PARSE(app, argc, argv);
   return apps::run_guarded("gpt-train", [&] {

@@ -270,6 +270,7 @@ void show(const ShowArgs& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"mae-reconstruct: pretrain a masked autoencoder on images and show its reconstructions"};
+  apps::one_line_parse_errors(app, "mae-reconstruct");
   app.require_subcommand(1);
 
   TrainArgs ta;
@@ -303,8 +304,7 @@ int main(int argc, char** argv) {
   sh->add_option("--out", sa.out, "Output directory")->capture_default_str();
   sh->add_option("--mask-ratio", sa.mask_ratio, "Override the run's mask ratio");
   sh->add_option("--seed", sa.seed, "Seed of the masks")->capture_default_str();
-  sh->add_option("--device", sa.device, "auto, cpu or cuda")->capture_default_str();
-  sh->add_option("--threads", sa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(sh, sa.device, sa.threads);
 
   CLI11_PARSE(app, argc, argv);
   return apps::run_guarded("mae-reconstruct", [&] {

@@ -98,6 +98,7 @@ void report(const nlohmann::json& j, const Flags& f, const std::string& out, con
 
 int main(int argc, char** argv) {
   CLI::App app{"seq-lab: RNN, LSTM, attention and the Transformer on synthetic sequence tasks (the lecture's claims, measured)"};
+  apps::one_line_parse_errors(app, "seq-lab");
   app.require_subcommand(1);
 
   RecallOptions ro;

@@ -384,6 +384,7 @@ void attention(const AttentionArgs& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"vit-classify: train a Vision Transformer on images, evaluate it, classify files, show its attention"};
+  apps::one_line_parse_errors(app, "vit-classify");
   app.require_subcommand(1);
 
   TrainArgs ta;
@@ -425,9 +426,7 @@ int main(int argc, char** argv) {
   ev->add_option("--checkpoint", ea.checkpoint, "best, latest or step-N")->capture_default_str();
   ev->add_option("--batch-size", ea.batch_size, "Images per forward")->capture_default_str();
   ev->add_option("--confusion", ea.confusion, "Write the confusion matrix as this PNG");
-  ev->add_option("--device", ea.device, "auto, cpu or cuda")->capture_default_str();
-  ev->add_option("--dtype", ea.dtype, "fp32 or bf16 (autocast)")->capture_default_str();
-  ev->add_option("--threads", ea.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(ev, ea.device, ea.threads, &ea.dtype);
   ev->add_flag("--strict-data", ea.strict_data, "An unreadable image is an error");
   ev->add_flag("--json", ea.json, "Print {\"top1\", \"top5\", \"loss\", \"images\"} as JSON");
 
@@ -438,8 +437,7 @@ int main(int argc, char** argv) {
   pr->add_option("--checkpoint", pa.checkpoint, "best, latest or step-N")->capture_default_str();
   pr->add_option("--images", pa.images, "Image files (JPEG, PNG, ...)")->required();
   pr->add_option("--top-k", pa.top_k, "Classes shown per image")->capture_default_str();
-  pr->add_option("--device", pa.device, "auto, cpu or cuda")->capture_default_str();
-  pr->add_option("--threads", pa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(pr, pa.device, pa.threads);
   pr->add_flag("--json", pa.json, "One JSON object per image: {\"image\", \"top\": [{\"class\", \"label\", \"prob\"}]}");
 
   AttentionArgs aa;
@@ -449,8 +447,7 @@ int main(int argc, char** argv) {
   at->add_option("--checkpoint", aa.checkpoint, "best, latest or step-N")->capture_default_str();
   at->add_option("--image", aa.image, "Image file")->required();
   at->add_option("--out", aa.out, "Output directory for layerNN.png and rollout.png")->capture_default_str();
-  at->add_option("--device", aa.device, "auto, cpu or cuda")->capture_default_str();
-  at->add_option("--threads", aa.threads, "CPU threads (0 = all cores)");
+  apps::add_runtime_flags(at, aa.device, aa.threads);
 
   CLI11_PARSE(app, argc, argv);
   return apps::run_guarded("vit-classify", [&] {

@@ -72,6 +72,10 @@ check "fill-mask --json: one object per mask, in the issue's shape" \
 check "fill-mask: one line for one mask" test "$(wc -l < fm.json)" -eq 1
 "$BERT" fill-mask --run run_a --text "[MASK] king of [MASK] spoke." --json > fm2.json
 check "fill-mask: two masks, two objects" test "$(grep -c mask_index fm2.json)" -eq 2
+"$BERT" fill-mask --run run_a --text "the king of [MASK] spoke." --top-k 3 --json --dtype bf16 > fm_bf16.json
+check "fill-mask --dtype bf16 (autocast): its first candidate is among the fp32 top 3" \
+  grep -qF "$(grep -o '"token":"[^"]*"' fm_bf16.json | head -1)" fm.json
+check "fill-mask --dtype is checked" bash -c "! '$BERT' fill-mask --run run_a --text 'a [MASK].' --dtype fp16 2> dt.err && grep -q -- '--dtype' dt.err"
 check "fill-mask text output" bash -c "'$BERT' fill-mask --run run_a --text 'the [MASK] said.' | grep -q '^best: '"
 check "fill-mask --init-from hf: (the reference BERT of tests/data)" \
   bash -c "'$BERT' fill-mask --init-from hf:'$TESTDATA/hf_bert_tiny' --text 'the king [MASK] .' --json | grep -q '\"mask_index\":3'"
@@ -115,6 +119,7 @@ check "nothing written for a bad vocab" test ! -e bad1
 printf 'one sentence.\n\nanother lonely one.\n' > short_docs.txt
 expect_error "only one-sentence documents" "short_docs.txt: need at least 2 documents" "$BERT" prepare --input short_docs.txt --train-vocab 100 --out bad2
 expect_error "missing input file" "nope.txt" "$BERT" prepare --input nope.txt --train-vocab 100 --out bad3
+expect_error "an unknown flag: one line naming it" "--no-such-flag" "$BERT" train --data data --out bad9 --no-such-flag
 : > empty.txt
 expect_error "empty input file" "empty.txt: no sentences" "$BERT" prepare --input empty.txt --train-vocab 100 --out bad4
 expect_error "--vocab and --train-vocab" "--train-vocab" "$BERT" prepare --input corpus.txt --out bad5

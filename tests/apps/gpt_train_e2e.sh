@@ -207,6 +207,7 @@ check "bf16 export says so in config.json" grep -q '"torch_dtype":"bfloat16"' <(
 check "bf16 export is half the size" test "$(stat -c %s hf_bf16/model.safetensors)" -lt "$(( $(stat -c %s hf_bpe/model.safetensors) * 6 / 10 ))"
 check "a bf16 Hugging Face directory loads and evaluates" grep -q '"perplexity"' <("$GPT" eval --init-from hf:hf_bf16 --data data_bpe --json)
 expect_error "export --dtype fp16" "--dtype" "$GPT" export --run run_bpe --format hf --out hf_x --dtype fp16
+expect_error "an unknown flag: one line naming it" "--no-such-flag" "$GPT" sample --run run_bpe --no-such-flag
 check "padded vocab_size in config.json" grep -q '"vocab_size":448' <(tr -d ' \n' < hf_bpe/config.json)
 check "exported bpe model: same text" cmp -s <("$GPT" sample --run run_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//') \
   <("$GPT" sample --init-from hf:hf_bpe --max-new-tokens 30 --json --seed 3 | sed 's/"checkpoint":"[^"]*"//')

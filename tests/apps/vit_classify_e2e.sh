@@ -112,6 +112,8 @@ check "vit-classify --init-from mae:RUN" grep -q "initialised from mae:mae_run (
 # --- bad input: one line on stderr naming the file or flag
 mkdir -p badidx && printf '\x00\x00\x08\x01\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x01x' > badidx/train-images-idx3-ubyte && cp badidx/train-images-idx3-ubyte badidx/train-labels-idx1-ubyte
 expect_error "idx with a wrong magic number" "badidx/train-images-idx3-ubyte: wrong magic number 0x00000801" "$VIT" train --data badidx --out bad1 "${TINY[@]}"
+expect_error "vit-classify: an unknown flag is one line" "--no-such-flag" "$VIT" eval --data x --run y --no-such-flag
+expect_error "mae-reconstruct: a bad --mask-ratio value is one line" "--mask-ratio" "$MAE" train --mask-ratio lots
 expect_error "--strict-data" "cut.jpg: truncated JPEG (no end-of-image marker) (--strict-data)" "$VIT" train --data folder --out bad2 "${TINY[@]}" --strict-data
 mkdir -p folder_empty/train/a folder_empty/train/b folder_empty/val/a && cp folder/train/red/1.ppm folder_empty/train/a/
 expect_error "empty class folder" "folder_empty/train/b: class folder without images" "$VIT" train --data folder_empty --out bad3 "${TINY[@]}"

@@ -3,7 +3,9 @@
 // checkpoints store).
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tests/test_util.h"
@@ -71,4 +73,27 @@ TEST_F(TokenizerSpec, EveryKindRoundTripsThroughJsonAndDisk) {
   EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "byte_bpe"}}); }), "missing \"merges\"");
   EXPECT_CONTAINS(error_of<std::invalid_argument>([&] { Tokenizer::from_json({{"type", "byte_bpe"}, {"merges", ""}}); }),
                   "missing field \"pattern\"");
+}
+
+TEST(TokenizerParallel, EncodeParallelGivesTheIdsOfOneEncode) {
+  // The first 40 KB of the KJV cut into pieces of at least 2 KB: every cut must fall where no
+  // pre-tokenization piece continues, so the ids are those of one encode().
+  std::string text = attnzoo::testing::read_bytes(fetched_data("kjv.txt")).substr(0, 40000);
+  text += "\n  indented line\n\nend";  // a newline followed by spaces or a newline is not a cut
+  const std::string gpt2_dir = std::filesystem::path(fetched_data("gpt2/vocab.bpe")).parent_path().string();
+  const auto gpt2 = Tokenizer::open("gpt2:" + gpt2_dir);
+  const auto chars = Tokenizer(CharTokenizer::train(text));
+  const auto bpe_none = Tokenizer(ByteBPE::train({text.substr(0, 4000)}, 300, "none", {}));
+  const auto wp = Tokenizer::open("wordpiece:" + fetched_data("bert-base-uncased/vocab.txt"));
+  for (const auto* tok : {&gpt2, &chars, &bpe_none, &wp}) {
+    const auto one = tok->encode(text);
+    for (int64_t threads : {1, 2, 3, 7}) EXPECT_EQ(tok->encode_parallel(text, threads, 2048), one) << tok->type() << " " << threads;
+  }
+  // A cut in the middle of a line would split a word: guard that the test text would catch it.
+  const std::size_t mid = text.find("gathering") + 3;
+  const auto split = gpt2.encode(std::string_view(text).substr(0, mid));
+  auto rest = gpt2.encode(std::string_view(text).substr(mid));
+  auto joined = split;
+  joined.insert(joined.end(), rest.begin(), rest.end());
+  EXPECT_NE(joined, gpt2.encode(text));
 }
