@@ -126,7 +126,7 @@ BertIntermediateImpl::BertIntermediateImpl(const BertConfig& cfg) : act(cfg.hidd
   dense = register_module("dense", make_linear(cfg.hidden_size, cfg.intermediate_size));
 }
 
-torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) { return activation(linear(dense, x), act); }
+torch::Tensor BertIntermediateImpl::forward(const torch::Tensor& x) { return linear_activation(dense, x, act); }
 
 BertLayerImpl::BertLayerImpl(const BertConfig& cfg) {
   attention = register_module("attention", BertAttention(cfg));

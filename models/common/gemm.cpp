@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <string>
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -31,6 +32,19 @@ memory::desc describe(const torch::Tensor& t) {
                       memory::dims(t.strides().begin(), t.strides().end()));
 }
 
+// An activation applied by the matmul primitive to its fp32 result, before rounding to the output type.
+enum class PostOp { none, gelu, gelu_tanh, relu };
+
+dnnl::algorithm algorithm_of(PostOp op) {
+  switch (op) {
+    case PostOp::gelu: return dnnl::algorithm::eltwise_gelu_erf;
+    case PostOp::gelu_tanh: return dnnl::algorithm::eltwise_gelu_tanh;
+    case PostOp::relu: return dnnl::algorithm::eltwise_relu;
+    case PostOp::none: break;
+  }
+  return dnnl::algorithm::undef;
+}
+
 // One oneDNN matmul primitive per distinct (shapes, strides, alpha, bias); creating one costs far
 // more than running it on these sizes.
 struct Primitives {
@@ -39,7 +53,7 @@ struct Primitives {
   std::unordered_map<std::string, dnnl::matmul> cache;
 
   dnnl::matmul get(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, const torch::Tensor* bias,
-                   float alpha) {
+                   float alpha, PostOp post) {
     std::string key;
     for (const auto* t : {&a, &b, &c, bias}) {
       if (!t) continue;
@@ -49,12 +63,17 @@ struct Primitives {
       for (auto s : t->strides()) key += std::to_string(s) + ',';
       key += ';';
     }
-    key += std::to_string(alpha);
+    key += std::to_string(alpha) + '|' + std::to_string(static_cast<int>(post));
     std::lock_guard<std::mutex> lock(mutex);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     dnnl::primitive_attr attr;
     if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+    if (post != PostOp::none) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.0f, algorithm_of(post), 0.0f, 0.0f);
+      attr.set_post_ops(ops);
+    }
     auto desc = bias ? dnnl::matmul::desc(describe(a), describe(b), describe(*bias), describe(c))
                      : dnnl::matmul::desc(describe(a), describe(b), describe(c));
     dnnl::matmul prim(dnnl::matmul::primitive_desc(desc, attr, engine));
@@ -71,10 +90,10 @@ Primitives& primitives() {
 
 // c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides.
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
-                 const torch::Tensor* bias = nullptr, float alpha = 1.0f) {
+                 const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none) {
   RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
   auto& p = primitives();
-  auto prim = p.get(a, b, c, bias, alpha);
+  auto prim = p.get(a, b, c, bias, alpha, post);
   thread_local dnnl::stream stream(p.engine);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(describe(a), p.engine, a.data_ptr())},
@@ -191,7 +210,8 @@ bool autocast_enabled() {
 
 bool uses_dnnl(const torch::Tensor& t) {
 #ifdef ATTNZOO_HAVE_DNNL
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat && !autocast_enabled();
+  const auto type = t.scalar_type();
+  return t.device().is_cpu() && (type == torch::kFloat || type == torch::kBFloat16) && !autocast_enabled();
 #else
   (void)t;
   return false;
@@ -206,7 +226,7 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
 #ifdef ATTNZOO_HAVE_DNNL
   // Not for a single row (decoding one token): its shapes change with every token, and creating a
   // oneDNN primitive per shape costs far more than the product itself.
-  if (uses_dnnl(a) && b.scalar_type() == torch::kFloat && a.numel() > 0 && b.numel() > 0 && a.size(-2) > 1)
+  if (uses_dnnl(a) && b.scalar_type() == a.scalar_type() && a.numel() > 0 && b.numel() > 0 && a.size(-2) > 1)
     return MatmulFn::apply(a, b, alpha, heads_last);
 #endif
   auto c = torch::matmul(a, b);
@@ -325,15 +345,52 @@ std::optional<torch::Tensor> single_row_linear(const torch::Tensor& x, const tor
 
 }  // namespace
 
+#ifdef ATTNZOO_HAVE_DNNL
+namespace {
+// x, the weight and the bias (if any) of one type that oneDNN runs, on CPU, outside autocast.
+bool dnnl_linear_fits(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return uses_dnnl(x) && weight.scalar_type() == x.scalar_type() && x.numel() > 0 && x.dim() >= 1 &&
+         weight.dim() == 2 && (!bias.defined() || bias.scalar_type() == x.scalar_type());
+}
+}  // namespace
+#endif
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (x.dim() >= 1 && x.numel() > 0 && !autocast_enabled())
     if (auto y = single_row_linear(x, weight, bias)) return *y;
 #ifdef ATTNZOO_HAVE_DNNL
-  if (uses_dnnl(x) && weight.scalar_type() == torch::kFloat && x.numel() > 0 &&
-      (!bias.defined() || bias.scalar_type() == torch::kFloat))
+  if (dnnl_linear_fits(x, weight, bias))
     return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
 #endif
   return at::linear(x, weight, bias);
+}
+
+std::optional<torch::Tensor> fused_linear_activation(const torch::Tensor& x, const torch::Tensor& weight,
+                                                     const torch::Tensor& bias, const std::string& act) {
+#ifdef ATTNZOO_HAVE_DNNL
+  const auto post = act == "gelu" ? PostOp::gelu : act == "gelu_tanh" ? PostOp::gelu_tanh : act == "relu" ? PostOp::relu
+                                                                                                         : PostOp::none;
+  const bool needs_grad =
+      at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+  // One row (decoding) goes to the matrix-vector product of linear() instead.
+  if (post == PostOp::none || needs_grad || !dnnl_linear_fits(x, weight, bias) || x.numel() == x.size(-1))
+    return std::nullopt;
+  const int64_t K = x.size(-1), N = weight.size(0);
+  const auto x2 = matrix_ready(x.reshape({-1, K}));
+  auto y = torch::empty({x2.size(0), N}, x.options());
+  if (bias.defined()) {
+    const auto b = bias.contiguous().view({1, N});
+    dnnl_matmul(x2, matrix_ready(weight).t(), y, &b, 1.0f, post);
+  } else {
+    dnnl_matmul(x2, matrix_ready(weight).t(), y, nullptr, 1.0f, post);
+  }
+  auto out_sizes = x.sizes().vec();
+  out_sizes.back() = N;
+  return y.view(out_sizes);
+#else
+  (void)x, (void)weight, (void)bias, (void)act;
+  return std::nullopt;
+#endif
 }
 
 }  // namespace attnzoo::models

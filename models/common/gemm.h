@@ -1,9 +1,12 @@
 // Matrix products for the models, with autograd: `matmul` (batched, any strides) and `linear`.
-// On CPU in fp32 they run on oneDNN's matmul primitive when the build has it (ATTNZOO_HAVE_DNNL):
-// it reads strided views directly, so attention needs no copies of the transposed q, k, v, and
+// On CPU in fp32 and bf16 (outside autocast) they run on oneDNN's matmul primitive when the build
+// has it (ATTNZOO_HAVE_DNNL): it reads strided views directly, so attention needs no copies of the transposed q, k, v, and
 // its kernels are faster than the BLAS GEMM LibTorch 1.13 calls for these shapes (bench/).
-// Elsewhere (CUDA, bf16 autocast, a build without oneDNN) they are at::matmul / at::linear.
+// Elsewhere (CUDA, autocast, a build without oneDNN) they are at::matmul / at::linear.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include <torch/torch.h>
 
@@ -16,6 +19,12 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
 
 // x Wᵀ + b for x (..., K), W (N, K), b (N) or undefined.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias = {});
+
+// activation(x Wᵀ + b) computed by one oneDNN matmul with the activation ("gelu" (erf), "gelu_tanh"
+// or "relu") applied to its fp32 result before rounding, when no gradient is needed and the
+// tensors take the oneDNN path; nullopt otherwise (the caller runs linear, then the activation).
+std::optional<torch::Tensor> fused_linear_activation(const torch::Tensor& x, const torch::Tensor& weight,
+                                                     const torch::Tensor& bias, const std::string& act);
 
 // Whether matmul/linear would take the oneDNN path for these tensors (tests, benchmarks).
 bool uses_dnnl(const torch::Tensor& t);

@@ -33,4 +33,9 @@ torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
   return x;
 }
 
+torch::Tensor linear_activation(const torch::nn::Linear& layer, const torch::Tensor& x, const std::string& name) {
+  if (auto y = fused_linear_activation(x, layer->weight, layer->bias, name)) return *y;
+  return activation(linear(layer, x), name);
+}
+
 }  // namespace attnzoo::models

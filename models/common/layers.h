@@ -33,6 +33,9 @@ inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor&
 
 // "gelu" (exact, erf), "gelu_tanh" (GPT-2's tanh approximation), "relu".
 torch::Tensor activation(const torch::Tensor& x, const std::string& name);
+// activation(linear(layer, x), name); without autograd on oneDNN, one matmul that applies the
+// activation to its fp32 result before rounding (a transformer MLP's first layer at inference).
+torch::Tensor linear_activation(const torch::nn::Linear& layer, const torch::Tensor& x, const std::string& name);
 // Throws std::invalid_argument for a name activation() does not know.
 void check_activation(const std::string& name);
 

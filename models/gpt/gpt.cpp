@@ -102,7 +102,8 @@ MLPImpl::MLPImpl(const GPTConfig& cfg) : act(cfg.activation) {
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  auto h = activation(c_fc_lora.add(linear(c_fc, x), x, is_training()), act);  // (B, T, 4C)
+  auto h = c_fc_lora.active() ? activation(c_fc_lora.add(linear(c_fc, x), x, is_training()), act)
+                              : linear_activation(c_fc, x, act);  // (B, T, 4C)
   return dropout(c_proj_lora.add(linear(c_proj, h), h, is_training()));
 }
 

@@ -71,7 +71,7 @@ torch::Tensor TransformerEncoderLayerImpl::forward(const torch::Tensor& x_in, co
     return dropout1(self_attn->self_attention(x, {.key_padding_mask = padding}).out);
   };
   auto feed_forward = [&](const torch::Tensor& x) {
-    return dropout2(linear(linear2, dropout(activation(linear(linear1, x), act))));
+    return dropout2(linear(linear2, dropout(linear_activation(linear1, x, act))));
   };
   auto x = x_in;
   if (pre_norm) {
@@ -114,7 +114,7 @@ DecoderLayerOutput TransformerDecoderLayerImpl::forward(const torch::Tensor& x_i
     return dropout2(a.out);
   };
   auto feed_forward = [&](const torch::Tensor& x) {
-    return dropout3(linear(linear2, dropout(activation(linear(linear1, x), act))));
+    return dropout3(linear(linear2, dropout(linear_activation(linear1, x, act))));
   };
   auto x = x_in;
   if (pre_norm) {

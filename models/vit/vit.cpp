@@ -113,7 +113,7 @@ ViTMlpImpl::ViTMlpImpl(int64_t dim, int64_t hidden, double dropout_) : dropout(d
 }
 
 torch::Tensor ViTMlpImpl::forward(const torch::Tensor& x) {
-  auto h = torch::dropout(activation(linear(fc1, x), "gelu"), dropout, is_training());  // (B, T, hidden)
+  auto h = torch::dropout(linear_activation(fc1, x, "gelu"), dropout, is_training());  // (B, T, hidden)
   return torch::dropout(linear(fc2, h), dropout, is_training());
 }
 

@@ -168,4 +168,71 @@ TEST(Gemm, AutocastBf16MatchesLibTorchAutocast) {
   }
 }
 
+// bf16 tensors outside autocast (a model cast to bf16 for inference) take the oneDNN path too: on
+// the strided q, k, v views and in the heads-last layout, with gradients, within a bf16 rounding of
+// the fp32 product of the same values.
+TEST(Gemm, Bf16TensorsRunOnOneDnnWithinOneRounding) {
+#ifdef ATTNZOO_HAVE_DNNL
+  torch::manual_seed(6);
+  const auto bf = torch::kBFloat16, f = torch::kFloat;
+  auto qkv = torch::randn({2, 9, 3 * 2 * 16}).to(bf).requires_grad_();
+  auto parts = qkv.split(32, 2);
+  auto q = parts[0].view({2, 9, 2, 16}).transpose(1, 2), k = parts[1].view({2, 9, 2, 16}).transpose(1, 2);
+  EXPECT_TRUE(uses_dnnl(q));
+  auto s = m::matmul(q, k.transpose(-2, -1), 0.25, /*heads_last=*/true);
+  EXPECT_EQ(s.scalar_type(), bf);
+  EXPECT_EQ(s.stride(1), 9);  // (B, H, M, N) stored as (B, M, H, N)
+  const auto want_s = torch::matmul(q.to(f), k.to(f).transpose(-2, -1)) * 0.25;
+  expect_close(s.to(f), want_s, want_s.abs().max().item<double>() / 128);
+  auto x = torch::randn({3, 5, 40}).to(bf).requires_grad_();
+  auto w = torch::randn({24, 40}).to(bf).requires_grad_(), b = torch::randn({24}).to(bf).requires_grad_();
+  auto y = m::linear(x, w, b);
+  EXPECT_EQ(y.scalar_type(), bf);
+  const auto want_y = at::linear(x.to(f), w.to(f), b.to(f));
+  expect_close(y.to(f), want_y, want_y.abs().max().item<double>() / 128);
+  auto g = torch::autograd::grad({y.to(f).sum() + s.to(f).sum()}, {x, w, b, qkv});
+  auto xf = x.detach().to(f).requires_grad_(), wf = w.detach().to(f).requires_grad_(),
+       bfp = b.detach().to(f).requires_grad_(), qkvf = qkv.detach().to(f).requires_grad_();
+  auto pf = qkvf.split(32, 2);
+  auto sf = torch::matmul(pf[0].view({2, 9, 2, 16}).transpose(1, 2), pf[1].view({2, 9, 2, 16}).transpose(1, 2).transpose(-2, -1)) * 0.25;
+  auto want_g = torch::autograd::grad({at::linear(xf, wf, bfp).sum() + sf.sum()}, {xf, wf, bfp, qkvf});
+  for (size_t i = 0; i < g.size(); ++i) {
+    EXPECT_EQ(g[i].scalar_type(), bf) << i;
+    expect_close(g[i].to(f), want_g[i], want_g[i].abs().max().item<double>() / 64 + 1e-3);
+  }
+#else
+  GTEST_SKIP() << "built without oneDNN";
+#endif
+}
+
+// An MLP's first layer at inference: the activation runs inside the matmul, on its fp32 result.
+// The same numbers as linear then the activation (fp32), or within one bf16 rounding of them.
+TEST(Gemm, FusedLinearActivationMatchesLinearThenActivation) {
+#ifdef ATTNZOO_HAVE_DNNL
+  torch::manual_seed(7);
+  for (auto dtype : {torch::kFloat, torch::kBFloat16})
+  for (const std::string act : {"gelu", "gelu_tanh", "relu"}) {
+    SCOPED_TRACE(act + (dtype == torch::kFloat ? " fp32" : " bf16"));
+    auto x = torch::randn({2, 7, 48}).to(dtype), w = (torch::randn({80, 48}) / 6).to(dtype), b = torch::randn({80}).to(dtype);
+    torch::Tensor want = at::linear(x.to(torch::kFloat), w.to(torch::kFloat), b.to(torch::kFloat));
+    want = act == "gelu" ? at::gelu(want) : act == "gelu_tanh" ? at::gelu(want, "tanh") : torch::relu(want);
+    {
+      c10::InferenceMode guard;
+      auto got = m::fused_linear_activation(x, w, b, act);
+      ASSERT_TRUE(got.has_value());
+      EXPECT_EQ(got->scalar_type(), dtype);
+      EXPECT_EQ(got->sizes(), want.sizes());
+      expect_close(got->to(torch::kFloat), want, dtype == torch::kFloat ? 1e-5 : want.abs().max().item<double>() / 256 + 1e-6);
+      EXPECT_FALSE(m::fused_linear_activation(x, w, b, "none").has_value());
+      EXPECT_FALSE(m::fused_linear_activation(x.select(1, 0).select(0, 0), w, b, act).has_value()) << "one row";
+    }
+    // With autograd wanted it declines, and the caller's linear + activation carries the gradients.
+    auto wg = w.clone().requires_grad_();
+    EXPECT_FALSE(m::fused_linear_activation(x, wg, b, act).has_value());
+  }
+#else
+  GTEST_SKIP() << "built without oneDNN";
+#endif
+}
+
 }  // namespace
