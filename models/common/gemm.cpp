@@ -206,6 +206,14 @@ bool autocast_enabled() {
 #endif
 }
 
+bool autocast_to_bf16() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return autocast_enabled() && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
+#else
+  return autocast_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
+#endif
+}
+
 }  // namespace
 
 bool uses_dnnl(const torch::Tensor& t) {
@@ -226,7 +234,11 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
 #ifdef ATTNZOO_HAVE_DNNL
   // Not for a single row (decoding one token): its shapes change with every token, and creating a
   // oneDNN primitive per shape costs far more than the product itself.
-  if (uses_dnnl(a) && b.scalar_type() == a.scalar_type() && a.numel() > 0 && b.numel() > 0 && a.size(-2) > 1)
+  // Under bf16 autocast, products of two bf16 tensors (attention's q, k, v and weights come out of
+  // bf16 linears) are what autocast would run too: bf16 in, bf16 out.
+  const bool bf16_autocast = a.device().is_cpu() && a.scalar_type() == torch::kBFloat16 && autocast_to_bf16();
+  if ((uses_dnnl(a) || bf16_autocast) && b.scalar_type() == a.scalar_type() && a.numel() > 0 && b.numel() > 0 &&
+      a.size(-2) > 1)
     return MatmulFn::apply(a, b, alpha, heads_last);
 #endif
   auto c = torch::matmul(a, b);

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "models/common/gelu.h"
+
 namespace attnzoo::models {
 
 LayerNormImpl::LayerNormImpl(int64_t dim, bool with_bias, double eps) : dim(dim), eps(eps) {
@@ -26,8 +28,8 @@ void check_activation(const std::string& name) {
 }
 
 torch::Tensor activation(const torch::Tensor& x, const std::string& name) {
-  if (name == "gelu") return at::gelu(x);
-  if (name == "gelu_tanh") return at::gelu(x, "tanh");
+  if (name == "gelu") return models::gelu(x);
+  if (name == "gelu_tanh") return models::gelu(x, /*tanh_approximation=*/true);
   if (name == "relu") return torch::relu(x);
   check_activation(name);
   return x;
