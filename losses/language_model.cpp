@@ -1,5 +1,7 @@
 #include "losses/language_model.h"
 
+#include "losses/fused_cross_entropy.h"
+
 namespace attnzoo::losses {
 
 torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tensor& targets,
@@ -9,6 +11,8 @@ torch::Tensor language_model_loss(const torch::Tensor& logits, const torch::Tens
               "language_model_loss expects logits (B, T, V) and targets (B, T), got ", logits.sizes(), " and ",
               targets.sizes());
   const int64_t V = logits.size(-1);
+  const auto rows = logits.reshape({-1, V});
+  if (fused_cross_entropy_fits(rows)) return fused_cross_entropy(rows, targets.reshape({-1}), ignore_index);
   return torch::nn::functional::cross_entropy(
       logits.reshape({-1, V}).to(torch::kFloat), targets.reshape({-1}),
       torch::nn::functional::CrossEntropyFuncOptions().ignore_index(ignore_index));

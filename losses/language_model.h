@@ -1,5 +1,6 @@
-// Next-token cross-entropy for language models. Logits are upcast to fp32 first: under bf16
-// autocast a softmax over a large vocabulary loses too much precision in bf16.
+// Next-token cross-entropy for language models, summed in fp32: under bf16 autocast a softmax over
+// a large vocabulary loses too much precision in bf16. On CPU it is fused_cross_entropy (one pass
+// over the bf16 or fp32 logits each way); elsewhere LibTorch's on logits upcast to fp32.
 #pragma once
 
 #include <torch/torch.h>

@@ -193,6 +193,53 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
   }
 };
 
+// x Wᵀ + b under bf16 autocast with fp32 weights (training with autocast): the product in bf16 as
+// autocast runs it, but the weight (and bias) gradients leave the backward matmul in fp32, where
+// autocast's bf16 gradients take one more pass over every weight to convert them (~6 % of a GPT-2
+// step). x may be fp32 or bf16; its gradient comes back in its own type.
+struct AutocastLinearFn : torch::autograd::Function<AutocastLinearFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
+                               const torch::Tensor& w_in, const torch::Tensor& bias_in) {
+    const int64_t K = x_in.size(-1), N = w_in.size(0);
+    const auto x = matrix_ready(x_in.reshape({-1, K}).to(torch::kBFloat16));  // (M, K)
+    const auto w = matrix_ready(w_in.to(torch::kBFloat16));                   // (N, K)
+    auto y = torch::empty({x.size(0), N}, x.options());
+    if (bias_in.numel() > 0) {
+      const auto bias = bias_in.contiguous().view({1, N});  // fp32: oneDNN adds it to the fp32 sums
+      dnnl_matmul(x, w.t(), y, &bias);
+    } else {
+      dnnl_matmul(x, w.t(), y);
+    }
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["has_bias"] = bias_in.numel() > 0;
+    ctx->saved_data["x_sizes"] = x_in.sizes().vec();
+    ctx->saved_data["x_type"] = static_cast<int64_t>(x_in.scalar_type());
+    auto out_sizes = x_in.sizes().vec();
+    out_sizes.back() = N;
+    return y.view(out_sizes);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];  // (M, K) bf16
+    const auto& w = saved[1];  // (N, K) bf16
+    auto g = matrix_ready(grads[0].reshape({-1, w.size(0)}).to(torch::kBFloat16));  // (M, N)
+    torch::Tensor gx, gw, gb;
+    if (ctx->needs_input_grad(0)) {
+      gx = torch::empty(x.sizes(), x.options());
+      dnnl_matmul(g, w, gx);
+      const auto x_type = static_cast<c10::ScalarType>(ctx->saved_data["x_type"].toInt());
+      gx = gx.view(ctx->saved_data["x_sizes"].toIntVector()).to(x_type);
+    }
+    if (ctx->needs_input_grad(1)) {
+      gw = torch::empty(w.sizes(), w.options().dtype(torch::kFloat));
+      dnnl_matmul(g.t(), x, gw);
+    }
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0).to(torch::kFloat);
+    return {gx, gw, gb};
+  }
+};
+
 }  // namespace
 #endif
 
@@ -373,6 +420,11 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 #ifdef ATTNZOO_HAVE_DNNL
   if (dnnl_linear_fits(x, weight, bias))
     return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
+  // Training under bf16 autocast: fp32 weights, more than one row.
+  if (x.device().is_cpu() && autocast_to_bf16() && weight.scalar_type() == torch::kFloat && weight.dim() == 2 &&
+      (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) && x.dim() >= 2 &&
+      x.numel() > x.size(-1) && (!bias.defined() || bias.scalar_type() == torch::kFloat))
+    return AutocastLinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
 #endif
   return at::linear(x, weight, bias);
 }

@@ -162,12 +162,18 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, GPTCache* cache) {
               ", the block size is only ", cfg.block_size);
   // Positions past..past+T-1 are a slice of wpe: the same values as a lookup, with a cheaper backward.
   auto pos_emb = transformer->wpe->weight.narrow(0, past, T);                  // (T, C)
-  auto x = transformer->drop(transformer->wte(idx) + pos_emb);                // (B, T, C)
+  // Training on CPU, the token lookup's gradient is sparse: B·T rows that autograd adds in place
+  // into the head's dense gradient of the same (tied) matrix, where a dense one would zero-fill and
+  // add a whole (V, C) matrix more each step (~10 % of a GPT-2 step; bench/gpt-bench --profile).
+  const auto& wte = transformer->wte->weight;
+  const bool sparse_grad = wte.device().is_cpu() && wte.requires_grad() && at::GradMode::is_enabled();
+  auto tok_emb = torch::embedding(wte, idx, /*padding_idx=*/-1, /*scale_grad_by_freq=*/false, sparse_grad);
+  auto x = transformer->drop(tok_emb + pos_emb);  // (B, T, C)
   for (size_t i = 0; i < transformer->h->size(); ++i)
     x = transformer->h[i]->as<Block>()->forward(x, cache ? &cache->layers[i] : nullptr, past);
   x = transformer->ln_f(x);
   if (cache) cache->length = past + T;
-  return linear(x, transformer->wte->weight, torch::Tensor());  // (B, T, V), head tied to wte
+  return linear(x, wte, torch::Tensor());  // (B, T, V), head tied to wte
 }
 
 GPTCache GPTImpl::make_cache(int64_t batch) const {

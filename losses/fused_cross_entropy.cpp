@@ -1,0 +1,208 @@
+#include "losses/fused_cross_entropy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
+#include <ATen/Parallel.h>
+
+namespace attnzoo::losses {
+namespace {
+
+float to_float(float x) { return x; }
+float to_float(c10::BFloat16 x) { return static_cast<float>(x); }
+
+// Portable rows: log-sum-exp of row r, and the gradient row exp(x - lse) · g with g subtracted at t.
+template <typename T>
+float row_lse(const T* x, int64_t V) {
+  float m = -std::numeric_limits<float>::infinity();
+  for (int64_t j = 0; j < V; ++j) m = std::max(m, to_float(x[j]));
+  float s = 0.0f;
+  for (int64_t j = 0; j < V; ++j) s += std::exp(to_float(x[j]) - m);
+  return m + std::log(s);
+}
+
+template <typename T>
+void row_grad(const T* x, T* out, int64_t V, float lse, float g) {
+  for (int64_t j = 0; j < V; ++j) out[j] = static_cast<T>(std::exp(to_float(x[j]) - lse) * g);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ATTNZOO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
+
+// e^x for 16 floats: 2^(x·log2 e) split into 2^n · 2^f with |f| <= 1/2, 2^f by its Taylor series to
+// degree 7 (relative error < 1e-7), 2^n applied by scalef (which also underflows to 0 cleanly).
+ATTNZOO_AVX512 inline __m512 exp16(__m512 x) {
+  const __m512 t = _mm512_max_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(-160.0f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));  // (t - n) ln 2
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+ATTNZOO_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+ATTNZOO_AVX512 inline __m512 load16(const c10::BFloat16* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+ATTNZOO_AVX512 inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
+ATTNZOO_AVX512 inline void store16(c10::BFloat16* p, __m512 v, __mmask16 m) {
+  _mm256_mask_storeu_epi16(p, m, (__m256i)_mm512_cvtneps_pbh(v));  // round to nearest even
+}
+
+template <typename T>
+ATTNZOO_AVX512 float row_lse_avx512(const T* x, int64_t V) {
+  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t j = 0; j < V; j += 16) {
+    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    mx = _mm512_mask_max_ps(mx, m, mx, load16(x + j, m));
+  }
+  const float row_max = _mm512_reduce_max_ps(mx);
+  const __m512 vmax = _mm512_set1_ps(row_max);
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t j = 0; j < V; j += 16) {
+    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    s = _mm512_mask_add_ps(s, m, s, exp16(_mm512_sub_ps(load16(x + j, m), vmax)));
+  }
+  return row_max + std::log(_mm512_reduce_add_ps(s));
+}
+
+template <typename T>
+ATTNZOO_AVX512 void row_grad_avx512(const T* x, T* out, int64_t V, float lse, float g) {
+  const __m512 vlse = _mm512_set1_ps(lse), vg = _mm512_set1_ps(g);
+  for (int64_t j = 0; j < V; j += 16) {
+    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    store16(out + j, _mm512_mul_ps(exp16(_mm512_sub_ps(load16(x + j, m), vlse)), vg), m);
+  }
+}
+#pragma GCC diagnostic pop
+
+bool has_avx512() {
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
+#else
+bool has_avx512() { return false; }
+template <typename T>
+float row_lse_avx512(const T* x, int64_t V) { return row_lse(x, V); }
+template <typename T>
+void row_grad_avx512(const T* x, T* out, int64_t V, float lse, float g) { row_grad(x, out, V, lse, g); }
+#endif
+
+template <typename T>
+void forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, float* lse,
+                  double* row_loss) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const T* x = logits.data_ptr<T>();
+  const int64_t* t = targets.data_ptr<int64_t>();
+  const bool fast = has_avx512();
+  at::parallel_for(0, N, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      if (t[r] == ignore_index) {
+        lse[r] = 0.0f, row_loss[r] = 0.0;
+        continue;
+      }
+      const T* row = x + r * V;
+      lse[r] = fast ? row_lse_avx512(row, V) : row_lse(row, V);
+      row_loss[r] = static_cast<double>(lse[r]) - static_cast<double>(to_float(row[t[r]]));
+    }
+  });
+}
+
+template <typename T>
+void backward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, const float* lse,
+                   float g, torch::Tensor& grad) {
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const T* x = logits.data_ptr<T>();
+  T* out = grad.data_ptr<T>();
+  const int64_t* t = targets.data_ptr<int64_t>();
+  const bool fast = has_avx512();
+  at::parallel_for(0, N, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      T* o = out + r * V;
+      if (t[r] == ignore_index) {
+        std::fill(o, o + V, T(0.0f));
+        continue;
+      }
+      const T* row = x + r * V;
+      if (fast) row_grad_avx512(row, o, V, lse[r], g);
+      else row_grad(row, o, V, lse[r], g);
+      // The target's entry (p - 1) · g, from fp32 rather than from its rounded p · g.
+      o[t[r]] = static_cast<T>((std::exp(to_float(row[t[r]]) - lse[r]) - 1.0f) * g);
+    }
+  });
+}
+
+struct FusedCrossEntropyFn : torch::autograd::Function<FusedCrossEntropyFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits_in,
+                               const torch::Tensor& targets_in, int64_t ignore_index) {
+    RECORD_FUNCTION("fused_cross_entropy", std::vector<c10::IValue>());
+    const auto logits = logits_in.contiguous();
+    const auto targets = targets_in.to(torch::kLong).contiguous();
+    const int64_t N = logits.size(0), V = logits.size(1);
+    const auto bad = targets.ne(ignore_index).logical_and(targets.lt(0).logical_or(targets.ge(V)));
+    TORCH_CHECK(!bad.any().item<bool>(), "cross-entropy: a target outside [0, ", V, ") (and not ignore_index ",
+                ignore_index, ")");
+    auto lse = torch::empty({N}, logits.options().dtype(torch::kFloat));
+    auto row_loss = torch::empty({N}, logits.options().dtype(torch::kDouble));
+    if (logits.scalar_type() == torch::kBFloat16)
+      forward_rows<c10::BFloat16>(logits, targets, ignore_index, lse.data_ptr<float>(), row_loss.data_ptr<double>());
+    else
+      forward_rows<float>(logits, targets, ignore_index, lse.data_ptr<float>(), row_loss.data_ptr<double>());
+    const int64_t count = targets.ne(ignore_index).sum().item<int64_t>();
+    ctx->save_for_backward({logits, targets, lse});
+    ctx->saved_data["ignore_index"] = ignore_index;
+    ctx->saved_data["count"] = count;
+    const double total = row_loss.sum().item<double>();
+    return torch::full({}, count > 0 ? total / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN(),
+                       logits.options().dtype(torch::kFloat));
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    RECORD_FUNCTION("fused_cross_entropy_backward", std::vector<c10::IValue>());
+    const auto saved = ctx->get_saved_variables();
+    const auto& logits = saved[0];
+    const auto& targets = saved[1];
+    const auto& lse = saved[2];
+    const int64_t count = ctx->saved_data["count"].toInt();
+    const float g = count > 0 ? grads[0].item<float>() / static_cast<float>(count) : 0.0f;
+    auto grad = torch::empty_like(logits);
+    const int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    if (logits.scalar_type() == torch::kBFloat16)
+      backward_rows<c10::BFloat16>(logits, targets, ignore_index, lse.data_ptr<float>(), g, grad);
+    else
+      backward_rows<float>(logits, targets, ignore_index, lse.data_ptr<float>(), g, grad);
+    return {grad, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool fused_cross_entropy_fits(const torch::Tensor& logits) {
+  return logits.device().is_cpu() && logits.dim() == 2 && logits.size(1) > 0 &&
+         (logits.scalar_type() == torch::kFloat || logits.scalar_type() == torch::kBFloat16);
+}
+
+torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index) {
+  TORCH_CHECK(fused_cross_entropy_fits(logits), "fused_cross_entropy: expects CPU logits (N, V) in fp32 or bf16, got ",
+              logits.scalar_type(), " ", logits.sizes(), " on ", logits.device());
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), "fused_cross_entropy: targets (",
+              logits.size(0), ") expected, got ", targets.sizes());
+  return FusedCrossEntropyFn::apply(logits, targets, ignore_index);
+}
+
+}  // namespace attnzoo::losses
