@@ -4,7 +4,7 @@
 #include <mutex>
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "models/common/dnnl_runtime.h"
 #endif
 
 namespace attnzoo::models {
@@ -22,7 +22,6 @@ struct GeluPrimitives {
 };
 
 struct Cache {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   std::mutex mutex;
   std::unordered_map<int64_t, GeluPrimitives> erf, tanh;
 
@@ -34,9 +33,9 @@ struct Cache {
     const auto algo = tanh_approximation ? dnnl::algorithm::eltwise_gelu_tanh : dnnl::algorithm::eltwise_gelu_erf;
     const memory::desc md({n}, memory::data_type::bf16, memory::format_tag::a);
     const dnnl::eltwise_forward::primitive_desc fwd(
-        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, md, 0.0f, 0.0f), engine);
-    const dnnl::eltwise_backward::primitive_desc bwd(dnnl::eltwise_backward::desc(algo, md, md, 0.0f, 0.0f), engine,
-                                                     fwd);
+        dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, algo, md, 0.0f, 0.0f), dnnl_cpu_engine());
+    const dnnl::eltwise_backward::primitive_desc bwd(dnnl::eltwise_backward::desc(algo, md, md, 0.0f, 0.0f),
+                                                     dnnl_cpu_engine(), fwd);
     if (map.size() > 256) map.clear();  // bounded: lengths change with the sequence length
     return map.emplace(n, GeluPrimitives{dnnl::eltwise_forward(fwd), dnnl::eltwise_backward(bwd)}).first->second;
   }
@@ -48,14 +47,8 @@ Cache& cache() {
 }
 
 memory wrap(const torch::Tensor& t) {
-  return memory(memory::desc({t.numel()}, memory::data_type::bf16, memory::format_tag::a), cache().engine,
+  return memory(memory::desc({t.numel()}, memory::data_type::bf16, memory::format_tag::a), dnnl_cpu_engine(),
                 t.data_ptr());
-}
-
-void run(const dnnl::primitive& p, const std::unordered_map<int, memory>& args) {
-  thread_local dnnl::stream stream(cache().engine);
-  p.execute(stream, args);
-  stream.wait();
 }
 
 struct GeluFn : torch::autograd::Function<GeluFn> {
@@ -63,7 +56,7 @@ struct GeluFn : torch::autograd::Function<GeluFn> {
     RECORD_FUNCTION("dnnl_gelu", std::vector<c10::IValue>());
     const auto x = x_in.contiguous();
     auto y = torch::empty_like(x);
-    run(cache().get(x.numel(), tanh_approximation).forward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DST, wrap(y)}});
+    dnnl_run(cache().get(x.numel(), tanh_approximation).forward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DST, wrap(y)}});
     ctx->save_for_backward({x});
     ctx->saved_data["tanh"] = tanh_approximation;
     return y;
@@ -73,7 +66,7 @@ struct GeluFn : torch::autograd::Function<GeluFn> {
     const auto x = ctx->get_saved_variables()[0];
     const auto g = grads[0].to(torch::kBFloat16).contiguous();
     auto gx = torch::empty_like(x);
-    run(cache().get(x.numel(), ctx->saved_data["tanh"].toBool()).backward,
+    dnnl_run(cache().get(x.numel(), ctx->saved_data["tanh"].toBool()).backward,
         {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
     return {gx, torch::Tensor()};
   }

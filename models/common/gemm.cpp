@@ -13,15 +13,25 @@
 
 #ifdef ATTNZOO_HAVE_DNNL
 #include <mutex>
-#include <string>
 #include <unordered_map>
 
-#include <oneapi/dnnl/dnnl.hpp>
+#include "models/common/dnnl_runtime.h"
 #endif
 
 namespace attnzoo::models {
 
 #ifdef ATTNZOO_HAVE_DNNL
+dnnl::engine& dnnl_cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+void dnnl_run(const dnnl::primitive& p, const std::unordered_map<int, dnnl::memory>& args) {
+  thread_local dnnl::stream stream(dnnl_cpu_engine());
+  p.execute(stream, args);
+  stream.wait();
+}
+
 namespace {
 
 using dnnl::memory;
@@ -48,7 +58,6 @@ dnnl::algorithm algorithm_of(PostOp op) {
 // One oneDNN matmul primitive per distinct (shapes, strides, alpha, bias); creating one costs far
 // more than running it on these sizes.
 struct Primitives {
-  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   std::mutex mutex;
   std::unordered_map<std::string, dnnl::matmul> cache;
 
@@ -76,7 +85,7 @@ struct Primitives {
     }
     auto desc = bias ? dnnl::matmul::desc(describe(a), describe(b), describe(*bias), describe(c))
                      : dnnl::matmul::desc(describe(a), describe(b), describe(c));
-    dnnl::matmul prim(dnnl::matmul::primitive_desc(desc, attr, engine));
+    dnnl::matmul prim(dnnl::matmul::primitive_desc(desc, attr, dnnl_cpu_engine()));
     if (cache.size() > 4096) cache.clear();  // bounded: shapes change with sequence length in decoding
     cache.emplace(key, prim);
     return prim;
@@ -92,16 +101,27 @@ Primitives& primitives() {
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
                  const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none) {
   RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
-  auto& p = primitives();
-  auto prim = p.get(a, b, c, bias, alpha, post);
-  thread_local dnnl::stream stream(p.engine);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, memory(describe(a), p.engine, a.data_ptr())},
-      {DNNL_ARG_WEIGHTS, memory(describe(b), p.engine, b.data_ptr())},
-      {DNNL_ARG_DST, memory(describe(c), p.engine, c.data_ptr())}};
-  if (bias) args.emplace(DNNL_ARG_BIAS, memory(describe(*bias), p.engine, bias->data_ptr()));
-  prim.execute(stream, args);
-  stream.wait();
+  const auto prim = primitives().get(a, b, c, bias, alpha, post);
+  auto& engine = dnnl_cpu_engine();
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(describe(a), engine, a.data_ptr())},
+                                       {DNNL_ARG_WEIGHTS, memory(describe(b), engine, b.data_ptr())},
+                                       {DNNL_ARG_DST, memory(describe(c), engine, c.data_ptr())}};
+  if (bias) args.emplace(DNNL_ARG_BIAS, memory(describe(*bias), engine, bias->data_ptr()));
+  dnnl_run(prim, args);
+}
+
+// x wᵀ (+ bias, then `post`) for x (M, K) and w (N, K) ready for oneDNN; an empty bias is none.
+torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                             PostOp post = PostOp::none) {
+  const int64_t N = w.size(0);
+  auto y = torch::empty({x.size(0), N}, x.options());
+  if (bias.defined() && bias.numel() > 0) {
+    const auto b = bias.contiguous().view({1, N});
+    dnnl_matmul(x, w.t(), y, &b, 1.0f, post);
+  } else {
+    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post);
+  }
+  return y;
 }
 
 // oneDNN wants each matrix to be stored with one unit stride; anything else is copied first.
@@ -150,23 +170,26 @@ struct MatmulFn : torch::autograd::Function<MatmulFn> {
   }
 };
 
+// x Wᵀ + b with autograd. With to_bf16 (training under bf16 autocast, fp32 weights) the product
+// runs in bf16 as autocast runs it, but the weight and bias gradients leave the backward matmul in
+// fp32, where autocast's bf16 gradients take one more pass over every weight to convert them (~6 %
+// of a GPT-2 step). Every gradient comes back in its input's type.
 struct LinearFn : torch::autograd::Function<LinearFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
-                               const torch::Tensor& w_in, const torch::Tensor& bias_in) {
+                               const torch::Tensor& w_in, const torch::Tensor& bias_in, bool to_bf16) {
     const int64_t K = x_in.size(-1), N = w_in.size(0);
     auto x = x_in.reshape({-1, K});  // (M, K), a view when x is contiguous
-    x = matrix_ready(x);
-    auto w = matrix_ready(w_in);
-    auto y = torch::empty({x.size(0), N}, x.options());
-    if (bias_in.numel() > 0) {  // an empty tensor stands for "no bias" (autograd inputs must be defined)
-      auto bias = bias_in.contiguous().view({1, N});
-      dnnl_matmul(x, w.t(), y, &bias);
-    } else {
-      dnnl_matmul(x, w.t(), y);
-    }
+    auto w = w_in;                   // (N, K)
+    if (to_bf16) x = x.to(torch::kBFloat16), w = w.to(torch::kBFloat16);
+    x = matrix_ready(x), w = matrix_ready(w);
+    // An empty bias stands for "no bias" (autograd inputs must be defined); under autocast it
+    // stays fp32, and oneDNN adds it to the fp32 sums.
+    const auto y = dnnl_linear_2d(x, w, bias_in);
     ctx->save_for_backward({x, w});
     ctx->saved_data["has_bias"] = bias_in.numel() > 0;
     ctx->saved_data["x_sizes"] = x_in.sizes().vec();
+    ctx->saved_data["x_type"] = static_cast<int64_t>(x_in.scalar_type());
+    ctx->saved_data["w_type"] = static_cast<int64_t>(w_in.scalar_type());
     auto out_sizes = x_in.sizes().vec();
     out_sizes.back() = N;
     return y.view(out_sizes);
@@ -176,54 +199,8 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     auto saved = ctx->get_saved_variables();
     const auto& x = saved[0];  // (M, K)
     const auto& w = saved[1];  // (N, K)
-    auto g = grads[0].reshape({-1, w.size(0)});  // (M, N)
-    g = matrix_ready(g);
-    torch::Tensor gx, gw, gb;
-    if (ctx->needs_input_grad(0)) {
-      gx = torch::empty(x.sizes(), x.options());
-      dnnl_matmul(g, w, gx);
-      gx = gx.view(ctx->saved_data["x_sizes"].toIntVector());
-    }
-    if (ctx->needs_input_grad(1)) {
-      gw = torch::empty(w.sizes(), w.options());
-      dnnl_matmul(g.t(), x, gw);
-    }
-    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0);
-    return {gx, gw, gb};
-  }
-};
-
-// x Wᵀ + b under bf16 autocast with fp32 weights (training with autocast): the product in bf16 as
-// autocast runs it, but the weight (and bias) gradients leave the backward matmul in fp32, where
-// autocast's bf16 gradients take one more pass over every weight to convert them (~6 % of a GPT-2
-// step). x may be fp32 or bf16; its gradient comes back in its own type.
-struct AutocastLinearFn : torch::autograd::Function<AutocastLinearFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
-                               const torch::Tensor& w_in, const torch::Tensor& bias_in) {
-    const int64_t K = x_in.size(-1), N = w_in.size(0);
-    const auto x = matrix_ready(x_in.reshape({-1, K}).to(torch::kBFloat16));  // (M, K)
-    const auto w = matrix_ready(w_in.to(torch::kBFloat16));                   // (N, K)
-    auto y = torch::empty({x.size(0), N}, x.options());
-    if (bias_in.numel() > 0) {
-      const auto bias = bias_in.contiguous().view({1, N});  // fp32: oneDNN adds it to the fp32 sums
-      dnnl_matmul(x, w.t(), y, &bias);
-    } else {
-      dnnl_matmul(x, w.t(), y);
-    }
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["has_bias"] = bias_in.numel() > 0;
-    ctx->saved_data["x_sizes"] = x_in.sizes().vec();
-    ctx->saved_data["x_type"] = static_cast<int64_t>(x_in.scalar_type());
-    auto out_sizes = x_in.sizes().vec();
-    out_sizes.back() = N;
-    return y.view(out_sizes);
-  }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
-                                               torch::autograd::tensor_list grads) {
-    auto saved = ctx->get_saved_variables();
-    const auto& x = saved[0];  // (M, K) bf16
-    const auto& w = saved[1];  // (N, K) bf16
-    auto g = matrix_ready(grads[0].reshape({-1, w.size(0)}).to(torch::kBFloat16));  // (M, N)
+    const auto w_type = static_cast<c10::ScalarType>(ctx->saved_data["w_type"].toInt());
+    auto g = matrix_ready(grads[0].reshape({-1, w.size(0)}).to(x.scalar_type()));  // (M, N)
     torch::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(0)) {
       gx = torch::empty(x.sizes(), x.options());
@@ -232,11 +209,11 @@ struct AutocastLinearFn : torch::autograd::Function<AutocastLinearFn> {
       gx = gx.view(ctx->saved_data["x_sizes"].toIntVector()).to(x_type);
     }
     if (ctx->needs_input_grad(1)) {
-      gw = torch::empty(w.sizes(), w.options().dtype(torch::kFloat));
+      gw = torch::empty(w.sizes(), w.options().dtype(w_type));
       dnnl_matmul(g.t(), x, gw);
     }
-    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0).to(torch::kFloat);
-    return {gx, gw, gb};
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0).to(w_type);
+    return {gx, gw, gb, torch::Tensor()};
   }
 };
 
@@ -388,15 +365,7 @@ std::optional<torch::Tensor> single_row_linear(const torch::Tensor& x, const tor
     if (auto y = gemv_bf16(x, weight, bias)) return y->view(out_sizes);
 #ifdef ATTNZOO_HAVE_DNNL
   if (type == torch::kBFloat16 && weight.stride(1) == 1) {
-    auto row = x.reshape({1, K}).contiguous();
-    auto y = torch::empty({1, N}, x.options());
-    if (bias.defined()) {
-      auto b = bias.contiguous().view({1, N});
-      dnnl_matmul(row, weight.t(), y, &b);
-    } else {
-      dnnl_matmul(row, weight.t(), y);
-    }
-    return y.view(out_sizes);
+    return dnnl_linear_2d(x.reshape({1, K}).contiguous(), weight, bias).view(out_sizes);
   }
 #endif
   return std::nullopt;
@@ -419,12 +388,12 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
     if (auto y = single_row_linear(x, weight, bias)) return *y;
 #ifdef ATTNZOO_HAVE_DNNL
   if (dnnl_linear_fits(x, weight, bias))
-    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
+    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), false);
   // Training under bf16 autocast: fp32 weights, more than one row.
   if (x.device().is_cpu() && autocast_to_bf16() && weight.scalar_type() == torch::kFloat && weight.dim() == 2 &&
       (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) && x.dim() >= 2 &&
       x.numel() > x.size(-1) && (!bias.defined() || bias.scalar_type() == torch::kFloat))
-    return AutocastLinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
+    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), true);
 #endif
   return at::linear(x, weight, bias);
 }
@@ -440,14 +409,7 @@ std::optional<torch::Tensor> fused_linear_activation(const torch::Tensor& x, con
   if (post == PostOp::none || needs_grad || !dnnl_linear_fits(x, weight, bias) || x.numel() == x.size(-1))
     return std::nullopt;
   const int64_t K = x.size(-1), N = weight.size(0);
-  const auto x2 = matrix_ready(x.reshape({-1, K}));
-  auto y = torch::empty({x2.size(0), N}, x.options());
-  if (bias.defined()) {
-    const auto b = bias.contiguous().view({1, N});
-    dnnl_matmul(x2, matrix_ready(weight).t(), y, &b, 1.0f, post);
-  } else {
-    dnnl_matmul(x2, matrix_ready(weight).t(), y, nullptr, 1.0f, post);
-  }
+  const auto y = dnnl_linear_2d(matrix_ready(x.reshape({-1, K})), matrix_ready(weight), bias, post);
   auto out_sizes = x.sizes().vec();
   out_sizes.back() = N;
   return y.view(out_sizes);
