@@ -21,9 +21,9 @@ template <typename T>
 float row_lse(const T* x, int64_t V) {
   float m = -std::numeric_limits<float>::infinity();
   for (int64_t j = 0; j < V; ++j) m = std::max(m, to_float(x[j]));
-  float s = 0.0f;
+  double s = 0.0;  // one running sum (the vector path keeps 16)
   for (int64_t j = 0; j < V; ++j) s += std::exp(to_float(x[j]) - m);
-  return m + std::log(s);
+  return m + static_cast<float>(std::log(s));
 }
 
 template <typename T>
@@ -104,12 +104,11 @@ void row_grad_avx512(const T* x, T* out, int64_t V, float lse, float g) { row_gr
 #endif
 
 template <typename T>
-void forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, float* lse,
-                  double* row_loss) {
+void forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, bool fast,
+                  float* lse, double* row_loss) {
   const int64_t N = logits.size(0), V = logits.size(1);
   const T* x = logits.data_ptr<T>();
   const int64_t* t = targets.data_ptr<int64_t>();
-  const bool fast = has_avx512();
   at::parallel_for(0, N, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       if (t[r] == ignore_index) {
@@ -124,13 +123,12 @@ void forward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int
 }
 
 template <typename T>
-void backward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, const float* lse,
-                   float g, torch::Tensor& grad) {
+void backward_rows(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index, bool fast,
+                   const float* lse, float g, torch::Tensor& grad) {
   const int64_t N = logits.size(0), V = logits.size(1);
   const T* x = logits.data_ptr<T>();
   T* out = grad.data_ptr<T>();
   const int64_t* t = targets.data_ptr<int64_t>();
-  const bool fast = has_avx512();
   at::parallel_for(0, N, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       T* o = out + r * V;
@@ -149,7 +147,7 @@ void backward_rows(const torch::Tensor& logits, const torch::Tensor& targets, in
 
 struct FusedCrossEntropyFn : torch::autograd::Function<FusedCrossEntropyFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits_in,
-                               const torch::Tensor& targets_in, int64_t ignore_index) {
+                               const torch::Tensor& targets_in, int64_t ignore_index, bool portable) {
     RECORD_FUNCTION("fused_cross_entropy", std::vector<c10::IValue>());
     const auto logits = logits_in.contiguous();
     const auto targets = targets_in.to(torch::kLong).contiguous();
@@ -159,14 +157,16 @@ struct FusedCrossEntropyFn : torch::autograd::Function<FusedCrossEntropyFn> {
                 ignore_index, ")");
     auto lse = torch::empty({N}, logits.options().dtype(torch::kFloat));
     auto row_loss = torch::empty({N}, logits.options().dtype(torch::kDouble));
+    const bool fast = !portable && has_avx512();
     if (logits.scalar_type() == torch::kBFloat16)
-      forward_rows<c10::BFloat16>(logits, targets, ignore_index, lse.data_ptr<float>(), row_loss.data_ptr<double>());
+      forward_rows<c10::BFloat16>(logits, targets, ignore_index, fast, lse.data_ptr<float>(), row_loss.data_ptr<double>());
     else
-      forward_rows<float>(logits, targets, ignore_index, lse.data_ptr<float>(), row_loss.data_ptr<double>());
+      forward_rows<float>(logits, targets, ignore_index, fast, lse.data_ptr<float>(), row_loss.data_ptr<double>());
     const int64_t count = targets.ne(ignore_index).sum().item<int64_t>();
     ctx->save_for_backward({logits, targets, lse});
     ctx->saved_data["ignore_index"] = ignore_index;
     ctx->saved_data["count"] = count;
+    ctx->saved_data["fast"] = fast;
     const double total = row_loss.sum().item<double>();
     return torch::full({}, count > 0 ? total / static_cast<double>(count) : std::numeric_limits<double>::quiet_NaN(),
                        logits.options().dtype(torch::kFloat));
@@ -182,11 +182,12 @@ struct FusedCrossEntropyFn : torch::autograd::Function<FusedCrossEntropyFn> {
     const float g = count > 0 ? grads[0].item<float>() / static_cast<float>(count) : 0.0f;
     auto grad = torch::empty_like(logits);
     const int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const bool fast = ctx->saved_data["fast"].toBool();
     if (logits.scalar_type() == torch::kBFloat16)
-      backward_rows<c10::BFloat16>(logits, targets, ignore_index, lse.data_ptr<float>(), g, grad);
+      backward_rows<c10::BFloat16>(logits, targets, ignore_index, fast, lse.data_ptr<float>(), g, grad);
     else
-      backward_rows<float>(logits, targets, ignore_index, lse.data_ptr<float>(), g, grad);
-    return {grad, torch::Tensor(), torch::Tensor()};
+      backward_rows<float>(logits, targets, ignore_index, fast, lse.data_ptr<float>(), g, grad);
+    return {grad, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -197,12 +198,13 @@ bool fused_cross_entropy_fits(const torch::Tensor& logits) {
          (logits.scalar_type() == torch::kFloat || logits.scalar_type() == torch::kBFloat16);
 }
 
-torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index) {
+torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index,
+                                  bool portable) {
   TORCH_CHECK(fused_cross_entropy_fits(logits), "fused_cross_entropy: expects CPU logits (N, V) in fp32 or bf16, got ",
               logits.scalar_type(), " ", logits.sizes(), " on ", logits.device());
   TORCH_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), "fused_cross_entropy: targets (",
               logits.size(0), ") expected, got ", targets.sizes());
-  return FusedCrossEntropyFn::apply(logits, targets, ignore_index);
+  return FusedCrossEntropyFn::apply(logits, targets, ignore_index, portable);
 }
 
 }  // namespace attnzoo::losses

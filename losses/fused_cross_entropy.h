@@ -14,7 +14,9 @@ namespace attnzoo::losses {
 
 // logits (N, V) fp32 or bf16 on CPU, targets (N) int64 in [0, V) or ignore_index. The mean over
 // the counted rows, fp32 (NaN when none counts, as LibTorch's mean reduction).
-torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index = -100);
+// `portable` skips the AVX-512 kernels (tests run both paths).
+torch::Tensor fused_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index = -100,
+                                  bool portable = false);
 
 // Whether fused_cross_entropy takes these logits (else call LibTorch's cross_entropy).
 bool fused_cross_entropy_fits(const torch::Tensor& logits);

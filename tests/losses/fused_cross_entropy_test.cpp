@@ -27,16 +27,18 @@ Reference reference(const torch::Tensor& logits, const torch::Tensor& targets, i
   return {loss.item<double>(), g};
 }
 
-TEST(FusedCrossEntropy, MatchesLibTorchInFp32AndBf16) {
+TEST(FusedCrossEntropy, MatchesLibTorchInFp32AndBf16OnBothPaths) {
   torch::manual_seed(21);
+  for (bool portable : {false, true})
   for (auto dtype : {torch::kFloat, torch::kBFloat16})
   for (int64_t V : {1, 16, 37, 50257}) {
-    SCOPED_TRACE(std::string(dtype == torch::kFloat ? "fp32" : "bf16") + ", V " + std::to_string(V));
+    SCOPED_TRACE(std::string(dtype == torch::kFloat ? "fp32" : "bf16") + ", V " + std::to_string(V) +
+                 (portable ? ", portable" : ""));
     const int64_t N = 23;
     auto logits = (torch::randn({N, V}) * 4).to(dtype).requires_grad_();
     auto targets = torch::randint(0, V, {N}, torch::kLong);
     targets[3] = -1, targets[17] = -1;  // ignored rows
-    auto loss = fused_cross_entropy(logits, targets, -1);
+    auto loss = fused_cross_entropy(logits, targets, -1, portable);
     EXPECT_EQ(loss.scalar_type(), torch::kFloat);
     const auto want = reference(logits, targets, -1, torch::tensor(2.5, torch::kDouble));
     EXPECT_NEAR(loss.item<double>(), want.loss, 2e-6 * std::max(1.0, std::abs(want.loss)));
