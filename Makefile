@@ -44,9 +44,10 @@ demo-bert: setup $(BUILD)/Makefile
 	cmake --build $(BUILD) -j $(JOBS) --target bert-pretrain
 	awk '{ split($$1, a, ":"); if (NR > 1 && a[1] != prev) print ""; prev = a[1]; $$1 = ""; sub(/^ +/, ""); print }' \
 	  data/kjv.txt > data/kjv_bert.txt
-	$(BERT) prepare --input data/kjv_bert.txt --vocab data/bert-base-uncased/vocab.txt --out data/kjv_bert --force
+	$(BERT) prepare --input data/kjv_bert.txt --vocab data/bert-base-uncased/vocab.txt --out data/kjv_bert --dupe-factor 5 --force
 	rm -rf runs/kjv-bert
-	$(BERT) train --data data/kjv_bert --out runs/kjv-bert --max-iters 1600 --eval-interval 200 --eval-iters 13 --dtype bf16
+	$(BERT) train --data data/kjv_bert --out runs/kjv-bert --max-iters 6000 --warmup-iters 300 --eval-interval 500 \
+	  --eval-iters 13 --dtype bf16
 	$(BERT) eval --run runs/kjv-bert --data data/kjv_bert
 	$(BERT) fill-mask --run runs/kjv-bert --text "And God said, Let there be [MASK]: and there was light." --top-k 5
 	$(BERT) fill-mask --run runs/kjv-bert --text "In the beginning God created the [MASK] and the earth." --top-k 5

@@ -12,7 +12,7 @@ masked positions only, MLM + NSP cross-entropy, bf16 autocast, AdamW (lr 5e-4, b
 gradient clipping at 1. Every --eval-every steps it prints the MLM and NSP accuracy on the first
 384 validation pairs with fixed masks.
 
-    /usr/bin/python3 bench/python/bert_pretrain_curve.py --data data/kjv_bert --steps 600
+    /usr/bin/python3 bench/python/bert_pretrain_curve.py --data data/kjv_bert --steps 400 --schedule-steps 1600
 """
 
 import argparse
@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--eval-every", type=int, default=100)
+    ap.add_argument("--schedule-steps", type=int, default=0,
+                    help="steps of the warmup + linear decay schedule (default --steps), e.g. those of the C++ run compared")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -107,9 +109,9 @@ def main():
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=5e-4, betas=(0.9, 0.999), eps=1e-6)
-    warmup = 100
+    warmup, total = 100, args.schedule_steps or args.steps
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (args.steps - s) / max(1, args.steps - warmup))))
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     rng = random.Random(1)
     order = list(range(train["a_length"].shape[0]))
     rng.shuffle(order)
