@@ -58,12 +58,6 @@ void add_runtime_flags(CLI::App* cmd, std::string& device, int64_t& threads, std
   cmd->add_option("--threads", threads, "CPU threads (0 = all cores)");
 }
 
-void one_line_parse_errors(CLI::App& app, const std::string& name) {
-  app.failure_message([name](const CLI::App*, const CLI::Error& e) {
-    return name + ": error: " + e.what() + " (see --help)\n";
-  });
-}
-
 nlohmann::json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(path + ": cannot open");

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/cli_errors.h"
 #include "engine/train_config.h"
 
 namespace attnzoo::apps {
@@ -39,10 +40,6 @@ bool any_train_flag(const TrainFlags& flags);
 // says what it does in that subcommand (autocast, or the weights' type).
 void add_runtime_flags(CLI::App* cmd, std::string& device, int64_t& threads, std::string* dtype = nullptr,
                        const std::string& dtype_help = "fp32 or bf16 (autocast)");
-
-// Makes a command-line error (unknown flag, bad value, missing subcommand) one line on stderr,
-// "APP: error: MESSAGE (see --help)", as run_guarded's; the exit code stays CLI11's.
-void one_line_parse_errors(CLI::App& app, const std::string& name);
 
 // Reads a JSON file: throws std::runtime_error "FILE: cannot open" or "FILE: malformed JSON: ...".
 nlohmann::json read_json_file(const std::string& path);

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/common/cli_errors.h"
 #include "tokenizers/files.h"
 #include "tokenizers/tokenizer.h"
 
@@ -188,6 +189,7 @@ void info(const InfoArgs& a) {
 
 int main(int argc, char** argv) {
   CLI::App app{"tokenize: train, apply and inspect byte-level BPE and WordPiece tokenizers"};
+  attnzoo::apps::one_line_parse_errors(app, "tokenize");
   app.require_subcommand(1);
   const std::string spec_help =
       "Tokenizer: a saved DIR, gpt2:DIR (encoder.json + vocab.bpe, or vocab.json + merges.txt), tiktoken:FILE "

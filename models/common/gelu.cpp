@@ -66,8 +66,8 @@ struct GeluFn : torch::autograd::Function<GeluFn> {
     const auto x = ctx->get_saved_variables()[0];
     const auto g = grads[0].to(torch::kBFloat16).contiguous();
     auto gx = torch::empty_like(x);
-    dnnl_run(cache().get(x.numel(), ctx->saved_data["tanh"].toBool()).backward,
-        {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
+    const auto prims = cache().get(x.numel(), ctx->saved_data["tanh"].toBool());
+    dnnl_run(prims.backward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
     return {gx, torch::Tensor()};
   }
 };

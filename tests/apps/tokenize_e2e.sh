@@ -62,6 +62,7 @@ expect_error "existing --out without --force" "--force" "$TOK" train --type bpe 
 check "existing tokenizer untouched" eq "$(tree_sum bpe)" "$before"
 : > empty.txt
 expect_error "empty corpus" "empty corpus" "$TOK" train --type bpe --input empty.txt --vocab-size 300 --out e1
+expect_error "an unknown flag: one line naming it" "--no-such-flag" "$TOK" train --type bpe --input hello.txt --vocab-size 300 --out e9 --no-such-flag
 expect_error "vocab smaller than the bytes" "smaller than the 256 byte tokens" "$TOK" train --type bpe --input hello.txt --vocab-size 100 --out e2
 expect_error "wordpiece vocab smaller than the alphabet" "vocab_size" "$TOK" train --type wordpiece --input "$DATA"/devil.txt --vocab-size 10 --out e3
 expect_error "unknown --type" "--type" "$TOK" train --type unigram --input hello.txt --vocab-size 300 --out e4
