@@ -4,11 +4,9 @@
 #include <cmath>
 #include <limits>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
-
 #include <ATen/Parallel.h>
+
+#include "models/common/avx512_math.h"
 
 namespace attnzoo::losses {
 namespace {
@@ -31,50 +29,28 @@ void row_grad(const T* x, T* out, int64_t V, float lse, float g) {
   for (int64_t j = 0; j < V; ++j) out[j] = static_cast<T>(std::exp(to_float(x[j]) - lse) * g);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define ATTNZOO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#ifdef ATTNZOO_HAVE_AVX512_KERNELS
+using models::simd::exp16;
+using models::simd::first_lanes;
+using models::simd::load16;
+using models::simd::store16;
+
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
-
-// e^x for 16 floats: 2^(x·log2 e) split into 2^n · 2^f with |f| <= 1/2, 2^f by its Taylor series to
-// degree 7 (relative error < 1e-7), 2^n applied by scalef (which also underflows to 0 cleanly).
-ATTNZOO_AVX512 inline __m512 exp16(__m512 x) {
-  const __m512 t = _mm512_max_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(-160.0f));
-  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  const __m512 f = _mm512_mul_ps(_mm512_sub_ps(t, n), _mm512_set1_ps(0.693147180559945309f));  // (t - n) ln 2
-  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(p, n);
-}
-
-ATTNZOO_AVX512 inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
-ATTNZOO_AVX512 inline __m512 load16(const c10::BFloat16* p, __mmask16 m) {
-  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-ATTNZOO_AVX512 inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
-ATTNZOO_AVX512 inline void store16(c10::BFloat16* p, __m512 v, __mmask16 m) {
-  _mm256_mask_storeu_epi16(p, m, (__m256i)_mm512_cvtneps_pbh(v));  // round to nearest even
-}
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm*_undefined_*()
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 template <typename T>
 ATTNZOO_AVX512 float row_lse_avx512(const T* x, int64_t V) {
   __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t j = 0; j < V; j += 16) {
-    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    const auto m = first_lanes(V - j);
     mx = _mm512_mask_max_ps(mx, m, mx, load16(x + j, m));
   }
   const float row_max = _mm512_reduce_max_ps(mx);
   const __m512 vmax = _mm512_set1_ps(row_max);
   __m512 s = _mm512_setzero_ps();
   for (int64_t j = 0; j < V; j += 16) {
-    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    const auto m = first_lanes(V - j);
     s = _mm512_mask_add_ps(s, m, s, exp16(_mm512_sub_ps(load16(x + j, m), vmax)));
   }
   return row_max + std::log(_mm512_reduce_add_ps(s));
@@ -84,17 +60,13 @@ template <typename T>
 ATTNZOO_AVX512 void row_grad_avx512(const T* x, T* out, int64_t V, float lse, float g) {
   const __m512 vlse = _mm512_set1_ps(lse), vg = _mm512_set1_ps(g);
   for (int64_t j = 0; j < V; j += 16) {
-    const auto m = static_cast<__mmask16>(V - j >= 16 ? 0xFFFF : (1u << (V - j)) - 1);
+    const auto m = first_lanes(V - j);
     store16(out + j, _mm512_mul_ps(exp16(_mm512_sub_ps(load16(x + j, m), vlse)), vg), m);
   }
 }
 #pragma GCC diagnostic pop
 
-bool has_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
-  return yes;
-}
+bool has_avx512() { return models::simd::has_avx512_bf16(); }
 #else
 bool has_avx512() { return false; }
 template <typename T>

@@ -55,14 +55,22 @@ dnnl::algorithm algorithm_of(PostOp op) {
   return dnnl::algorithm::undef;
 }
 
-// One oneDNN matmul primitive per distinct (shapes, strides, alpha, bias); creating one costs far
-// more than running it on these sizes.
+// A matmul primitive and, when it reads its B operand in a blocked layout of its own choosing, the
+// reorder that writes B into that layout.
+struct MatmulPrimitive {
+  dnnl::matmul matmul;
+  std::optional<dnnl::reorder> to_blocked;  // B (as given) -> blocked_b
+  memory::desc blocked_b;
+};
+
+// One oneDNN matmul primitive per distinct (shapes, strides, alpha, bias, layout of B); creating one
+// costs far more than running it on these sizes.
 struct Primitives {
   std::mutex mutex;
-  std::unordered_map<std::string, dnnl::matmul> cache;
+  std::unordered_map<std::string, MatmulPrimitive> cache;
 
-  dnnl::matmul get(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, const torch::Tensor* bias,
-                   float alpha, PostOp post) {
+  MatmulPrimitive get(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c, const torch::Tensor* bias,
+                      float alpha, PostOp post, bool blocked_b) {
     std::string key;
     for (const auto* t : {&a, &b, &c, bias}) {
       if (!t) continue;
@@ -72,7 +80,7 @@ struct Primitives {
       for (auto s : t->strides()) key += std::to_string(s) + ',';
       key += ';';
     }
-    key += std::to_string(alpha) + '|' + std::to_string(static_cast<int>(post));
+    key += std::to_string(alpha) + '|' + std::to_string(static_cast<int>(post)) + '|' + (blocked_b ? "B" : "-");
     std::lock_guard<std::mutex> lock(mutex);
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
@@ -83,9 +91,15 @@ struct Primitives {
       ops.append_eltwise(1.0f, algorithm_of(post), 0.0f, 0.0f);
       attr.set_post_ops(ops);
     }
-    auto desc = bias ? dnnl::matmul::desc(describe(a), describe(b), describe(*bias), describe(c))
-                     : dnnl::matmul::desc(describe(a), describe(b), describe(c));
-    dnnl::matmul prim(dnnl::matmul::primitive_desc(desc, attr, dnnl_cpu_engine()));
+    const auto b_given = describe(b);
+    const auto b_desc = blocked_b ? memory::desc(b_given.dims(), b_given.data_type(), memory::format_tag::any) : b_given;
+    auto desc = bias ? dnnl::matmul::desc(describe(a), b_desc, describe(*bias), describe(c))
+                     : dnnl::matmul::desc(describe(a), b_desc, describe(c));
+    dnnl::matmul::primitive_desc pd(desc, attr, dnnl_cpu_engine());
+    MatmulPrimitive prim{dnnl::matmul(pd), std::nullopt, pd.weights_desc()};
+    if (prim.blocked_b != b_given)
+      prim.to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(dnnl_cpu_engine(), b_given, dnnl_cpu_engine(),
+                                                                     prim.blocked_b));
     if (cache.size() > 4096) cache.clear();  // bounded: shapes change with sequence length in decoding
     cache.emplace(key, prim);
     return prim;
@@ -97,17 +111,35 @@ Primitives& primitives() {
   return p;
 }
 
-// c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides.
+// c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides. With
+// blocked_b, b is first copied into the blocked layout the kernel reads fastest: oneDNN's bf16
+// kernels otherwise repack plain B blocks again for every block of rows, 10-20 % of the product
+// on these shapes (bench/), where one reorder of a weight costs ~1 %.
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
-                 const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none) {
+                 const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none,
+                 bool blocked_b = false) {
   RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
-  const auto prim = primitives().get(a, b, c, bias, alpha, post);
+  const auto prim = primitives().get(a, b, c, bias, alpha, post, blocked_b);
   auto& engine = dnnl_cpu_engine();
+  memory b_mem(describe(b), engine, b.data_ptr());
+  torch::Tensor b_blocked;  // keeps the blocked copy alive until the product has run
+  if (prim.to_blocked) {
+    b_blocked = torch::empty({static_cast<int64_t>(prim.blocked_b.get_size())}, b.options().dtype(torch::kByte));
+    memory blocked(prim.blocked_b, engine, b_blocked.data_ptr());
+    dnnl_run(*prim.to_blocked, {{DNNL_ARG_FROM, b_mem}, {DNNL_ARG_TO, blocked}});
+    b_mem = blocked;
+  }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(describe(a), engine, a.data_ptr())},
-                                       {DNNL_ARG_WEIGHTS, memory(describe(b), engine, b.data_ptr())},
+                                       {DNNL_ARG_WEIGHTS, b_mem},
                                        {DNNL_ARG_DST, memory(describe(c), engine, c.data_ptr())}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(describe(*bias), engine, bias->data_ptr()));
-  dnnl_run(prim, args);
+  dnnl_run(prim.matmul, args);
+}
+
+// Whether a product with these operands gains from a blocked copy of B: bf16, and enough rows of A
+// to pay for the copy.
+bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
+  return b.scalar_type() == torch::kBFloat16 && a.size(-2) >= 64 && b.dim() == 2;
 }
 
 // x wᵀ (+ bias, then `post`) for x (M, K) and w (N, K) ready for oneDNN; an empty bias is none.
@@ -117,9 +149,9 @@ torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, con
   auto y = torch::empty({x.size(0), N}, x.options());
   if (bias.defined() && bias.numel() > 0) {
     const auto b = bias.contiguous().view({1, N});
-    dnnl_matmul(x, w.t(), y, &b, 1.0f, post);
+    dnnl_matmul(x, w.t(), y, &b, 1.0f, post, block_b_for(x, w));
   } else {
-    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post);
+    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post, block_b_for(x, w));
   }
   return y;
 }
@@ -128,6 +160,16 @@ torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, con
 torch::Tensor matrix_ready(const torch::Tensor& t) {
   const auto n = t.dim();
   if (t.stride(n - 1) == 1 || t.stride(n - 2) == 1) return t;
+  return t.contiguous();
+}
+
+// A batch of matrices for oneDNN's fast (brgemm) kernels: stored densely, row- or column-major.
+// Anything else, such as attention's q, k and v sliced out of one qkv projection (the heads' batch
+// stride is smaller than the rows'), sends oneDNN 2.6 to a gemm kernel 1.3-1.8x slower on
+// attention's shapes than a copy followed by the fast one (bench/).
+torch::Tensor batch_ready(const torch::Tensor& t) {
+  if (t.dim() == 2) return matrix_ready(t);
+  if (t.is_contiguous() || t.transpose(-2, -1).is_contiguous()) return t;
   return t.contiguous();
 }
 
@@ -143,7 +185,7 @@ torch::Tensor empty_result(const torch::Tensor& a, const torch::Tensor& b, bool 
 struct MatmulFn : torch::autograd::Function<MatmulFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& a_in,
                                const torch::Tensor& b_in, double alpha, bool heads_last) {
-    auto a = matrix_ready(a_in), b = matrix_ready(b_in);
+    auto a = batch_ready(a_in), b = batch_ready(b_in);
     auto c = empty_result(a, b, heads_last);
     dnnl_matmul(a, b, c, nullptr, static_cast<float>(alpha));
     ctx->save_for_backward({a, b});
@@ -156,7 +198,7 @@ struct MatmulFn : torch::autograd::Function<MatmulFn> {
     const auto& a = saved[0];
     const auto& b = saved[1];
     const auto alpha = static_cast<float>(ctx->saved_data["alpha"].toDouble());
-    auto g = matrix_ready(grads[0]);
+    auto g = batch_ready(grads[0]);
     torch::Tensor ga, gb;
     if (ctx->needs_input_grad(0)) {  // alpha · g @ bᵀ
       ga = torch::empty(a.sizes(), a.options());
@@ -204,7 +246,7 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     torch::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(0)) {
       gx = torch::empty(x.sizes(), x.options());
-      dnnl_matmul(g, w, gx);
+      dnnl_matmul(g, w, gx, nullptr, 1.0f, PostOp::none, block_b_for(g, w));
       const auto x_type = static_cast<c10::ScalarType>(ctx->saved_data["x_type"].toInt());
       gx = gx.view(ctx->saved_data["x_sizes"].toIntVector()).to(x_type);
     }

@@ -1,6 +1,6 @@
-// models::gelu (models/common/gelu.h): bf16 on oneDNN's eltwise GELU, values and gradients within a
-// bf16 rounding of the fp32 GELU of the same values, exact and tanh-approximated, and under
-// autocast; other types are at::gelu itself.
+// models::gelu (models/common/gelu.h): bf16 on oneDNN's eltwise GELU and the AVX-512 backward,
+// values and gradients within a bf16 rounding of the GELU of the same values, exact and
+// tanh-approximated, tails included, and under autocast; other types are at::gelu itself.
 #include <gtest/gtest.h>
 
 #include <torch/torch.h>
@@ -43,6 +43,28 @@ TEST(Gelu, Bf16MatchesFp32GeluValuesAndGradients) {
     EXPECT_LE(((gx.to(torch::kFloat) - gxf).abs() - gxf.abs() / 128).max().item<double>(), 1e-3);
     // The activation() names route here.
     EXPECT_EQ(max_diff(m::activation(x.detach(), tanh ? "gelu_tanh" : "gelu"), y.detach()), 0.0);
+  }
+}
+
+// The gradient at every bf16 value from -12 to 12 (the far tails, the zero of GELU' near -0.75, the
+// bend) times random bf16 gradients: one bf16 rounding of the fp64 product, a length spread over
+// several threads' chunks and ending in a partial vector.
+TEST(Gelu, Bf16GradientIsOneRoundingOfTheFp64Gradient) {
+  torch::manual_seed(13);
+  const auto x = torch::linspace(-12, 12, 100003).to(torch::kBFloat16);
+  const auto g = torch::randn({x.numel()}).to(torch::kBFloat16);
+  for (bool tanh : {false, true}) {
+    SCOPED_TRACE(tanh ? "tanh" : "erf");
+    const auto xr = x.clone().requires_grad_();
+    const auto gx = torch::autograd::grad({m::gelu(xr, tanh)}, {xr}, {g})[0];
+    const auto xd = x.to(torch::kDouble).requires_grad_();
+    const auto yd = tanh ? at::gelu(xd, "tanh") : at::gelu(xd);
+    const auto ref = torch::autograd::grad({yd}, {xd}, {g.to(torch::kDouble)})[0];
+    ASSERT_EQ(gx.scalar_type(), torch::kBFloat16);
+    const auto err = (gx.to(torch::kDouble) - ref).abs() - ref.abs() / 256;
+    EXPECT_LE(err.max().item<double>(), 1e-6) << "at x = " << x[err.argmax()].item<float>();
+    // Signs agree wherever the gradient is not within the tolerance of zero.
+    EXPECT_TRUE(((gx.to(torch::kDouble) * ref) >= 0).logical_or(ref.abs() < 1e-6).all().item<bool>());
   }
 }
 

@@ -141,9 +141,12 @@ TEST(Gemm, SingleRowLinearMatchesAtLinear) {
 // Under CPU bf16 autocast the products run in bf16 as LibTorch's autocast runs them, and the
 // gradients of fp32 inputs come back in fp32.
 TEST(Gemm, AutocastBf16MatchesLibTorchAutocast) {
+  // 27 rows, and 90: enough for the weights to be copied into oneDNN's blocked layout.
+  for (int64_t rows : {9, 30}) {
+  SCOPED_TRACE(rows);
   torch::manual_seed(5);
   auto h = make_heads(2, 9, 2, 8);
-  auto x = torch::randn({3, 9, 16}, torch::requires_grad());
+  auto x = torch::randn({3, rows, 16}, torch::requires_grad());
   auto w = torch::randn({12, 16}, torch::requires_grad()), b = torch::randn({12}, torch::requires_grad());
   auto run = [&](bool ours) {
     at::autocast::set_cpu_enabled(true);
@@ -166,6 +169,7 @@ TEST(Gemm, AutocastBf16MatchesLibTorchAutocast) {
     const double scale = theirs[i].abs().max().item<double>();
     EXPECT_LT((ours[i] - theirs[i]).abs().max().item<double>(), 0.02 * scale + 1e-3) << "output " << i;
   }
+  }
 }
 
 // bf16 tensors outside autocast (a model cast to bf16 for inference) take the oneDNN path too: on
@@ -184,13 +188,16 @@ TEST(Gemm, Bf16TensorsRunOnOneDnnWithinOneRounding) {
   EXPECT_EQ(s.stride(1), 9);  // (B, H, M, N) stored as (B, M, H, N)
   const auto want_s = torch::matmul(q.to(f), k.to(f).transpose(-2, -1)) * 0.25;
   expect_close(s.to(f), want_s, want_s.abs().max().item<double>() / 128);
-  auto x = torch::randn({3, 5, 40}).to(bf).requires_grad_();
+  // 15 rows: B read as given; 150: B copied into oneDNN's blocked layout first.
+  for (int64_t rows : {5, 50}) {
+  SCOPED_TRACE(rows);
+  auto x = torch::randn({3, rows, 40}).to(bf).requires_grad_();
   auto w = torch::randn({24, 40}).to(bf).requires_grad_(), b = torch::randn({24}).to(bf).requires_grad_();
   auto y = m::linear(x, w, b);
   EXPECT_EQ(y.scalar_type(), bf);
   const auto want_y = at::linear(x.to(f), w.to(f), b.to(f));
   expect_close(y.to(f), want_y, want_y.abs().max().item<double>() / 128);
-  auto g = torch::autograd::grad({y.to(f).sum() + s.to(f).sum()}, {x, w, b, qkv});
+  auto g = torch::autograd::grad({y.to(f).sum() + s.to(f).sum()}, {x, w, b, qkv}, {}, /*retain_graph=*/true);
   auto xf = x.detach().to(f).requires_grad_(), wf = w.detach().to(f).requires_grad_(),
        bfp = b.detach().to(f).requires_grad_(), qkvf = qkv.detach().to(f).requires_grad_();
   auto pf = qkvf.split(32, 2);
@@ -199,6 +206,7 @@ TEST(Gemm, Bf16TensorsRunOnOneDnnWithinOneRounding) {
   for (size_t i = 0; i < g.size(); ++i) {
     EXPECT_EQ(g[i].scalar_type(), bf) << i;
     expect_close(g[i].to(f), want_g[i], want_g[i].abs().max().item<double>() / 64 + 1e-3);
+  }
   }
 #else
   GTEST_SKIP() << "built without oneDNN";
@@ -213,7 +221,8 @@ TEST(Gemm, FusedLinearActivationMatchesLinearThenActivation) {
   for (auto dtype : {torch::kFloat, torch::kBFloat16})
   for (const std::string act : {"gelu", "gelu_tanh", "relu"}) {
     SCOPED_TRACE(act + (dtype == torch::kFloat ? " fp32" : " bf16"));
-    auto x = torch::randn({2, 7, 48}).to(dtype), w = (torch::randn({80, 48}) / 6).to(dtype), b = torch::randn({80}).to(dtype);
+    // 70 rows: in bf16, the weights are copied into oneDNN's blocked layout first.
+    auto x = torch::randn({2, 35, 48}).to(dtype), w = (torch::randn({80, 48}) / 6).to(dtype), b = torch::randn({80}).to(dtype);
     torch::Tensor want = at::linear(x.to(torch::kFloat), w.to(torch::kFloat), b.to(torch::kFloat));
     want = act == "gelu" ? at::gelu(want) : act == "gelu_tanh" ? at::gelu(want, "tanh") : torch::relu(want);
     {
