@@ -1,6 +1,7 @@
 #include "models/common/attention.h"
 
 #include "models/common/gemm.h"
+#include "models/common/softmax.h"
 
 #include <cmath>
 #include <limits>
@@ -120,7 +121,10 @@ AttentionOutput scaled_dot_product_attention(const torch::Tensor& q, const torch
 
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   auto scores = matmul(q, k.transpose(-2, -1), scale);  // (B, H, Tq, Tk)
-  auto weights = mask.defined() ? softmax_over(scores, mask, may_be_empty) : torch::softmax(scores, -1);
+  // A causal mask and nothing else: the softmax skips the masked keys itself.
+  const bool only_causal = opt.causal && !may_be_empty && opt.window < 0;
+  auto weights = !mask.defined() || only_causal ? attention_softmax(scores, only_causal && tq > 1)
+                                                : softmax_over(scores, mask, may_be_empty);
   auto dropped = p > 0.0 ? torch::dropout(weights, p, true) : weights;
   // (B, H, Tq, Dv), stored as (B, Tq, H, Dv): merging the heads afterwards is a view, not a copy.
   auto out = matmul(dropped, v, 1.0, /*heads_last=*/true);

@@ -12,8 +12,24 @@
 #endif
 
 namespace attnzoo::models {
-
 namespace {
+
+enum class Kernel { aten, avx512, dnnl };
+
+// Which implementation runs GELU on x: the AVX-512 kernels below (fp32 or bf16 on a CPU that has
+// AVX-512 BF16), oneDNN's eltwise primitives (bf16 elsewhere, in builds with oneDNN), or ATen.
+Kernel kernel_for(const torch::Tensor& x) {
+  if (!x.device().is_cpu() || x.numel() == 0) return Kernel::aten;
+  const auto type = x.scalar_type();
+  if (type != torch::kFloat && type != torch::kBFloat16) return Kernel::aten;
+#ifdef ATTNZOO_HAVE_AVX512_KERNELS
+  if (simd::has_avx512_bf16()) return Kernel::avx512;
+#endif
+#ifdef ATTNZOO_HAVE_DNNL
+  if (type == torch::kBFloat16) return Kernel::dnnl;
+#endif
+  return Kernel::aten;
+}
 
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
 using simd::exp16;
@@ -22,14 +38,17 @@ using simd::load16;
 using simd::store16;
 
 #pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm*_undefined_*()
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
-// GELU'(x) for 16 floats. Exact GELU: Φ(x) + x φ(x), with erf by Abramowitz & Stegun 7.1.26
-// (|error| < 1.5e-7), whose e^(-x²/2) is also φ's; Φ for x < 0 is taken from the small side, so
-// the negative tail keeps its relative accuracy. Tanh GELU: with u = √(2/π)(x + 0.044715 x³) and
-// e = e^(-2|u|), 1 + tanh u and 1 - tanh² u written in e so that neither cancels.
-template <bool kTanh>
-ATTNZOO_AVX512 inline __m512 gelu_derivative16(__m512 x) {
+// GELU (kDerivative false) or GELU' (true) of 16 floats.
+// Exact GELU: x Φ(x) and Φ(x) + x φ(x), with erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7,
+// the approximation ATen's vectorized fp32 erf uses too), whose e^(-x²/2) is also φ's; Φ for x < 0
+// is taken from the small side, so the negative tail keeps its relative accuracy.
+// Tanh GELU: with u = √(2/π)(x + 0.044715 x³) and e = e^(-2|u|), 1 + tanh u and 1 - tanh² u are
+// written in e so that neither cancels.
+template <bool kTanh, bool kDerivative>
+ATTNZOO_AVX512 inline __m512 gelu16(__m512 x) {
   const __m512 one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
   const __mmask16 negative = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
   if constexpr (!kTanh) {
@@ -43,57 +62,94 @@ ATTNZOO_AVX512 inline __m512 gelu_derivative16(__m512 x) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(0.254829592f));
     const __m512 small = _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(p, t), e), half);  // Φ(-|x|) = (1 - erf(z)) / 2
     const __m512 cdf = _mm512_mask_blend_ps(negative, _mm512_sub_ps(one, small), small);
+    if constexpr (!kDerivative) return _mm512_mul_ps(x, cdf);
     return _mm512_fmadd_ps(_mm512_mul_ps(x, e), _mm512_set1_ps(0.39894228040143268f), cdf);  // + x e / √(2π)
   } else {
     const __m512 c = _mm512_set1_ps(0.79788456080286536f), k = _mm512_set1_ps(0.044715f);
     const __m512 x2 = _mm512_mul_ps(x, x);
     const __m512 u = _mm512_mul_ps(_mm512_mul_ps(c, x), _mm512_fmadd_ps(k, x2, one));
     const __m512 e = exp16(_mm512_mul_ps(_mm512_abs_ps(u), _mm512_set1_ps(-2.0f)));
-    const __m512 r = _mm512_div_ps(one, _mm512_add_ps(one, e));                           // 1 / (1 + e)
-    const __m512 two_r = _mm512_add_ps(r, r);
-    const __m512 one_plus_tanh = _mm512_mask_mul_ps(two_r, negative, two_r, e);           // u >= 0: 2/(1+e); u < 0: 2e/(1+e)
-    const __m512 sech2 = _mm512_mul_ps(_mm512_mul_ps(two_r, two_r), e);                   // 4e / (1+e)²
+    const __m512 r = _mm512_div_ps(one, _mm512_add_ps(one, e));  // 1 / (1 + e)
+    // (1 + tanh u) / 2: 1/(1+e) for u >= 0, e/(1+e) for u < 0 (u has x's sign).
+    const __m512 half_one_plus_tanh = _mm512_mask_mul_ps(r, negative, r, e);
+    if constexpr (!kDerivative) return _mm512_mul_ps(x, half_one_plus_tanh);
+    const __m512 half_sech2 = _mm512_mul_ps(_mm512_mul_ps(_mm512_add_ps(r, r), r), e);  // (1 - tanh² u) / 2 = 2e / (1+e)²
     const __m512 du = _mm512_mul_ps(c, _mm512_fmadd_ps(_mm512_set1_ps(3.0f * 0.044715f), x2, one));
-    return _mm512_mul_ps(half, _mm512_fmadd_ps(_mm512_mul_ps(x, sech2), du, one_plus_tanh));
+    return _mm512_fmadd_ps(_mm512_mul_ps(x, half_sech2), du, half_one_plus_tanh);
   }
 }
 
-template <bool kTanh>
-ATTNZOO_AVX512 void gelu_backward_avx512(const c10::BFloat16* x, const c10::BFloat16* g, c10::BFloat16* out,
-                                         int64_t begin, int64_t end) {
+template <bool kTanh, typename T>
+ATTNZOO_AVX512 void gelu_forward_avx512(const T* x, T* y, int64_t begin, int64_t end) {
   for (int64_t j = begin; j < end; j += 16) {
     const auto m = first_lanes(end - j);
-    store16(out + j, _mm512_mul_ps(load16(g + j, m), gelu_derivative16<kTanh>(load16(x + j, m))), m);
+    store16(y + j, gelu16<kTanh, false>(load16(x + j, m)), m);
+  }
+}
+
+template <bool kTanh, typename T>
+ATTNZOO_AVX512 void gelu_backward_avx512(const T* x, const T* g, T* out, int64_t begin, int64_t end) {
+  for (int64_t j = begin; j < end; j += 16) {
+    const auto m = first_lanes(end - j);
+    store16(out + j, _mm512_mul_ps(load16(g + j, m), gelu16<kTanh, true>(load16(x + j, m))), m);
   }
 }
 #pragma GCC diagnostic pop
 
-// x, g and out contiguous bf16 of one length; false when this CPU lacks the instructions.
-[[maybe_unused]] bool gelu_backward_bf16(const torch::Tensor& x, const torch::Tensor& g, torch::Tensor& out,
-                                         bool tanh_approximation) {
-  if (!simd::has_avx512_bf16()) return false;
-  const auto* xp = x.data_ptr<c10::BFloat16>();
-  const auto* gp = g.data_ptr<c10::BFloat16>();
-  auto* op = out.data_ptr<c10::BFloat16>();
-  at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t b, int64_t e) {
+constexpr int64_t kGrain = 1 << 14;
+
+// y = GELU(x) for contiguous x and y of one type.
+template <typename T>
+void gelu_forward(const torch::Tensor& x, torch::Tensor& y, bool tanh_approximation) {
+  const T* xp = x.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+    if (tanh_approximation) gelu_forward_avx512<true>(xp, yp, b, e);
+    else gelu_forward_avx512<false>(xp, yp, b, e);
+  });
+}
+
+// out = g · GELU'(x) for contiguous x, g and out of one type.
+template <typename T>
+void gelu_backward(const torch::Tensor& x, const torch::Tensor& g, torch::Tensor& out, bool tanh_approximation) {
+  const T* xp = x.data_ptr<T>();
+  const T* gp = g.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
     if (tanh_approximation) gelu_backward_avx512<true>(xp, gp, op, b, e);
     else gelu_backward_avx512<false>(xp, gp, op, b, e);
   });
-  return true;
 }
-#else
-[[maybe_unused]] bool gelu_backward_bf16(const torch::Tensor&, const torch::Tensor&, torch::Tensor&, bool) { return false; }
+
+struct GeluAvx512Fn : torch::autograd::Function<GeluAvx512Fn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool tanh_approximation) {
+    RECORD_FUNCTION("gelu", std::vector<c10::IValue>());
+    const auto x = x_in.contiguous();
+    auto y = torch::empty_like(x);
+    if (x.scalar_type() == torch::kBFloat16) gelu_forward<c10::BFloat16>(x, y, tanh_approximation);
+    else gelu_forward<float>(x, y, tanh_approximation);
+    ctx->save_for_backward({x});
+    ctx->saved_data["tanh"] = tanh_approximation;
+    return y;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    RECORD_FUNCTION("gelu_backward", std::vector<c10::IValue>());
+    const auto x = ctx->get_saved_variables()[0];
+    const auto g = grads[0].to(x.scalar_type()).contiguous();
+    auto gx = torch::empty_like(x);
+    const bool tanh = ctx->saved_data["tanh"].toBool();
+    if (x.scalar_type() == torch::kBFloat16) gelu_backward<c10::BFloat16>(x, g, gx, tanh);
+    else gelu_backward<float>(x, g, gx, tanh);
+    return {gx, torch::Tensor()};
+  }
+};
 #endif
 
-}  // namespace
-
 #ifdef ATTNZOO_HAVE_DNNL
-namespace {
-
 using dnnl::memory;
 
-// The element-wise primitives for one length and kind, forward and backward, created once: making
-// a primitive costs far more than running it.
+// oneDNN's element-wise primitives for one length and kind, forward and backward, created once:
+// making a primitive costs far more than running it.
 struct GeluPrimitives {
   dnnl::eltwise_forward forward;
   dnnl::eltwise_backward backward;
@@ -129,7 +185,8 @@ memory wrap(const torch::Tensor& t) {
                 t.data_ptr());
 }
 
-struct GeluFn : torch::autograd::Function<GeluFn> {
+// bf16 on CPUs without AVX-512 BF16: LibTorch 1.13's bf16 GELU evaluates erf/tanh scalar by scalar.
+struct GeluDnnlFn : torch::autograd::Function<GeluDnnlFn> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool tanh_approximation) {
     RECORD_FUNCTION("dnnl_gelu", std::vector<c10::IValue>());
     const auto x = x_in.contiguous();
@@ -140,34 +197,31 @@ struct GeluFn : torch::autograd::Function<GeluFn> {
     return y;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    RECORD_FUNCTION("gelu_backward", std::vector<c10::IValue>());
+    RECORD_FUNCTION("dnnl_gelu_backward", std::vector<c10::IValue>());
     const auto x = ctx->get_saved_variables()[0];
     const auto g = grads[0].to(torch::kBFloat16).contiguous();
     auto gx = torch::empty_like(x);
-    const bool tanh = ctx->saved_data["tanh"].toBool();
-    if (gelu_backward_bf16(x, g, gx, tanh)) return {gx, torch::Tensor()};
-    const auto prims = cache().get(x.numel(), tanh);
+    const auto prims = cache().get(x.numel(), ctx->saved_data["tanh"].toBool());
     dnnl_run(prims.backward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
     return {gx, torch::Tensor()};
   }
 };
+#endif
 
 }  // namespace
-#endif
 
-bool gelu_uses_dnnl(const torch::Tensor& x) {
-#ifdef ATTNZOO_HAVE_DNNL
-  return x.device().is_cpu() && x.scalar_type() == torch::kBFloat16 && x.numel() > 0;
-#else
-  (void)x;
-  return false;
-#endif
-}
+bool gelu_uses_own_kernel(const torch::Tensor& x) { return kernel_for(x) != Kernel::aten; }
 
 torch::Tensor gelu(const torch::Tensor& x, bool tanh_approximation) {
-#ifdef ATTNZOO_HAVE_DNNL
-  if (gelu_uses_dnnl(x)) return GeluFn::apply(x, tanh_approximation);
+  switch (kernel_for(x)) {
+#ifdef ATTNZOO_HAVE_AVX512_KERNELS
+    case Kernel::avx512: return GeluAvx512Fn::apply(x, tanh_approximation);
 #endif
+#ifdef ATTNZOO_HAVE_DNNL
+    case Kernel::dnnl: return GeluDnnlFn::apply(x, tanh_approximation);
+#endif
+    default: break;
+  }
   return tanh_approximation ? at::gelu(x, "tanh") : at::gelu(x);
 }
 
