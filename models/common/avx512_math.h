@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 
 #include <c10/util/BFloat16.h>
 
@@ -16,10 +17,12 @@
 
 namespace attnzoo::models::simd {
 
-// Whether this CPU runs the kernels built from these helpers (AVX-512 F/BW/VL and BF16).
+// Whether this CPU runs the kernels built from these helpers (AVX-512 F/BW/VL and BF16), unless the
+// environment sets ATTNZOO_NO_AVX512 (tests of the fallback paths; a comparison run).
 inline bool has_avx512_bf16() {
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16") &&
+                          std::getenv("ATTNZOO_NO_AVX512") == nullptr;
   return yes;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include "models/common/avx512_math.h"
+#include "models/common/kernel_fn.h"
 
 #ifdef ATTNZOO_HAVE_DNNL
 #include <mutex>
@@ -12,24 +13,23 @@
 #endif
 
 namespace attnzoo::models {
-namespace {
 
-enum class Kernel { aten, avx512, dnnl };
-
-// Which implementation runs GELU on x: the AVX-512 kernels below (fp32 or bf16 on a CPU that has
-// AVX-512 BF16), oneDNN's eltwise primitives (bf16 elsewhere, in builds with oneDNN), or ATen.
-Kernel kernel_for(const torch::Tensor& x) {
-  if (!x.device().is_cpu() || x.numel() == 0) return Kernel::aten;
+// The AVX-512 kernels below (fp32 or bf16 on a CPU that has AVX-512 BF16), oneDNN's eltwise
+// primitives (bf16 elsewhere, in builds with oneDNN), or ATen.
+GeluKernel gelu_kernel(const torch::Tensor& x) {
+  if (!x.device().is_cpu() || x.numel() == 0) return GeluKernel::aten;
   const auto type = x.scalar_type();
-  if (type != torch::kFloat && type != torch::kBFloat16) return Kernel::aten;
+  if (type != torch::kFloat && type != torch::kBFloat16) return GeluKernel::aten;
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-  if (simd::has_avx512_bf16()) return Kernel::avx512;
+  if (simd::has_avx512_bf16()) return GeluKernel::avx512;
 #endif
 #ifdef ATTNZOO_HAVE_DNNL
-  if (type == torch::kBFloat16) return Kernel::dnnl;
+  if (type == torch::kBFloat16) return GeluKernel::dnnl;
 #endif
-  return Kernel::aten;
+  return GeluKernel::aten;
 }
+
+namespace {
 
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
 using simd::exp16;
@@ -98,49 +98,31 @@ ATTNZOO_AVX512 void gelu_backward_avx512(const T* x, const T* g, T* out, int64_t
 
 constexpr int64_t kGrain = 1 << 14;
 
-// y = GELU(x) for contiguous x and y of one type.
-template <typename T>
-void gelu_forward(const torch::Tensor& x, torch::Tensor& y, bool tanh_approximation) {
-  const T* xp = x.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
-    if (tanh_approximation) gelu_forward_avx512<true>(xp, yp, b, e);
-    else gelu_forward_avx512<false>(xp, yp, b, e);
-  });
-}
+// y = GELU(x), and gx = g · GELU'(x) from the saved x (flag: the tanh approximation).
+struct GeluKernels {
+  static constexpr const char* kName = "gelu";
+  static constexpr const char* kBackwardName = "gelu_backward";
+  static constexpr bool kSavesOutput = false;
 
-// out = g · GELU'(x) for contiguous x, g and out of one type.
-template <typename T>
-void gelu_backward(const torch::Tensor& x, const torch::Tensor& g, torch::Tensor& out, bool tanh_approximation) {
-  const T* xp = x.data_ptr<T>();
-  const T* gp = g.data_ptr<T>();
-  T* op = out.data_ptr<T>();
-  at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
-    if (tanh_approximation) gelu_backward_avx512<true>(xp, gp, op, b, e);
-    else gelu_backward_avx512<false>(xp, gp, op, b, e);
-  });
-}
-
-struct GeluAvx512Fn : torch::autograd::Function<GeluAvx512Fn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool tanh_approximation) {
-    RECORD_FUNCTION("gelu", std::vector<c10::IValue>());
-    const auto x = x_in.contiguous();
-    auto y = torch::empty_like(x);
-    if (x.scalar_type() == torch::kBFloat16) gelu_forward<c10::BFloat16>(x, y, tanh_approximation);
-    else gelu_forward<float>(x, y, tanh_approximation);
-    ctx->save_for_backward({x});
-    ctx->saved_data["tanh"] = tanh_approximation;
-    return y;
+  template <typename T>
+  static void forward(const torch::Tensor& x, torch::Tensor& y, bool tanh_approximation) {
+    const T* xp = x.data_ptr<T>();
+    T* yp = y.data_ptr<T>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+      if (tanh_approximation) gelu_forward_avx512<true>(xp, yp, b, e);
+      else gelu_forward_avx512<false>(xp, yp, b, e);
+    });
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    RECORD_FUNCTION("gelu_backward", std::vector<c10::IValue>());
-    const auto x = ctx->get_saved_variables()[0];
-    const auto g = grads[0].to(x.scalar_type()).contiguous();
-    auto gx = torch::empty_like(x);
-    const bool tanh = ctx->saved_data["tanh"].toBool();
-    if (x.scalar_type() == torch::kBFloat16) gelu_backward<c10::BFloat16>(x, g, gx, tanh);
-    else gelu_backward<float>(x, g, gx, tanh);
-    return {gx, torch::Tensor()};
+
+  template <typename T>
+  static void backward(const torch::Tensor& x, const torch::Tensor& g, torch::Tensor& gx, bool tanh_approximation) {
+    const T* xp = x.data_ptr<T>();
+    const T* gp = g.data_ptr<T>();
+    T* op = gx.data_ptr<T>();
+    at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) {
+      if (tanh_approximation) gelu_backward_avx512<true>(xp, gp, op, b, e);
+      else gelu_backward_avx512<false>(xp, gp, op, b, e);
+    });
   }
 };
 #endif
@@ -185,40 +167,36 @@ memory wrap(const torch::Tensor& t) {
                 t.data_ptr());
 }
 
-// bf16 on CPUs without AVX-512 BF16: LibTorch 1.13's bf16 GELU evaluates erf/tanh scalar by scalar.
-struct GeluDnnlFn : torch::autograd::Function<GeluDnnlFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool tanh_approximation) {
-    RECORD_FUNCTION("dnnl_gelu", std::vector<c10::IValue>());
-    const auto x = x_in.contiguous();
-    auto y = torch::empty_like(x);
+// bf16 on CPUs without AVX-512 BF16 (LibTorch 1.13's bf16 GELU evaluates erf/tanh scalar by scalar).
+struct GeluDnnlKernels {
+  static constexpr const char* kName = "dnnl_gelu";
+  static constexpr const char* kBackwardName = "dnnl_gelu_backward";
+  static constexpr bool kSavesOutput = false;
+
+  template <typename T>
+  static void forward(const torch::Tensor& x, torch::Tensor& y, bool tanh_approximation) {
+    TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "oneDNN GELU runs bf16 only");
     dnnl_run(cache().get(x.numel(), tanh_approximation).forward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DST, wrap(y)}});
-    ctx->save_for_backward({x});
-    ctx->saved_data["tanh"] = tanh_approximation;
-    return y;
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    RECORD_FUNCTION("dnnl_gelu_backward", std::vector<c10::IValue>());
-    const auto x = ctx->get_saved_variables()[0];
-    const auto g = grads[0].to(torch::kBFloat16).contiguous();
-    auto gx = torch::empty_like(x);
-    const auto prims = cache().get(x.numel(), ctx->saved_data["tanh"].toBool());
-    dnnl_run(prims.backward, {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
-    return {gx, torch::Tensor()};
+
+  template <typename T>
+  static void backward(const torch::Tensor& x, const torch::Tensor& g, torch::Tensor& gx, bool tanh_approximation) {
+    TORCH_CHECK(x.scalar_type() == torch::kBFloat16, "oneDNN GELU runs bf16 only");
+    dnnl_run(cache().get(x.numel(), tanh_approximation).backward,
+             {{DNNL_ARG_SRC, wrap(x)}, {DNNL_ARG_DIFF_DST, wrap(g)}, {DNNL_ARG_DIFF_SRC, wrap(gx)}});
   }
 };
 #endif
 
 }  // namespace
 
-bool gelu_uses_own_kernel(const torch::Tensor& x) { return kernel_for(x) != Kernel::aten; }
-
 torch::Tensor gelu(const torch::Tensor& x, bool tanh_approximation) {
-  switch (kernel_for(x)) {
+  switch (gelu_kernel(x)) {
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-    case Kernel::avx512: return GeluAvx512Fn::apply(x, tanh_approximation);
+    case GeluKernel::avx512: return KernelFn<GeluKernels>::apply(x, tanh_approximation);
 #endif
 #ifdef ATTNZOO_HAVE_DNNL
-    case Kernel::dnnl: return GeluDnnlFn::apply(x, tanh_approximation);
+    case GeluKernel::dnnl: return KernelFn<GeluDnnlKernels>::apply(x, tanh_approximation);
 #endif
     default: break;
   }

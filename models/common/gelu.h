@@ -12,8 +12,8 @@ namespace attnzoo::models {
 
 torch::Tensor gelu(const torch::Tensor& x, bool tanh_approximation = false);
 
-// Whether gelu() would run one of its own kernels (AVX-512 or oneDNN) for this tensor, not at::gelu
-// (tests).
-bool gelu_uses_own_kernel(const torch::Tensor& x);
+// Which implementation gelu() runs for this tensor (tests).
+enum class GeluKernel { aten, avx512, dnnl };
+GeluKernel gelu_kernel(const torch::Tensor& x);
 
 }  // namespace attnzoo::models

@@ -8,6 +8,7 @@
 
 #include "models/common/attention.h"
 #include "models/common/avx512_math.h"
+#include "models/common/kernel_fn.h"
 
 namespace attnzoo::models {
 namespace {
@@ -72,49 +73,33 @@ int64_t seen(int64_t r, int64_t Tq, int64_t Tk, bool causal) {
 // Rows per task: enough work per task to be worth a thread.
 int64_t grain(int64_t Tk) { return std::max<int64_t>(1, (int64_t{1} << 14) / std::max<int64_t>(Tk, 1)); }
 
-template <typename T>
-void softmax_forward(const torch::Tensor& x, torch::Tensor& y, bool causal) {
-  const int64_t Tk = x.size(-1), Tq = x.size(-2), rows = x.numel() / Tk;
-  const T* xp = x.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
-  at::parallel_for(0, rows, grain(Tk), [&](int64_t r0, int64_t r1) {
-    std::vector<float> buf(static_cast<size_t>(Tk));
-    for (int64_t r = r0; r < r1; ++r) softmax_row(xp + r * Tk, yp + r * Tk, buf.data(), seen(r, Tq, Tk, causal), Tk);
-  });
-}
+// y = softmax(x), and gx from the saved y (flag: causal).
+struct SoftmaxKernels {
+  static constexpr const char* kName = "attention_softmax";
+  static constexpr const char* kBackwardName = "attention_softmax_backward";
+  static constexpr bool kSavesOutput = true;
 
-template <typename T>
-void softmax_backward(const torch::Tensor& y, const torch::Tensor& g, torch::Tensor& gx, bool causal) {
-  const int64_t Tk = y.size(-1), Tq = y.size(-2), rows = y.numel() / Tk;
-  const T* yp = y.data_ptr<T>();
-  const T* gp = g.data_ptr<T>();
-  T* op = gx.data_ptr<T>();
-  at::parallel_for(0, rows, grain(Tk), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      softmax_backward_row(yp + r * Tk, gp + r * Tk, op + r * Tk, seen(r, Tq, Tk, causal), Tk);
-  });
-}
-
-struct SoftmaxFn : torch::autograd::Function<SoftmaxFn> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool causal) {
-    RECORD_FUNCTION("attention_softmax", std::vector<c10::IValue>());
-    const auto x = x_in.contiguous();
-    auto y = torch::empty_like(x);
-    if (x.scalar_type() == torch::kBFloat16) softmax_forward<c10::BFloat16>(x, y, causal);
-    else softmax_forward<float>(x, y, causal);
-    ctx->save_for_backward({y});
-    ctx->saved_data["causal"] = causal;
-    return y;
+  template <typename T>
+  static void forward(const torch::Tensor& x, torch::Tensor& y, bool causal) {
+    const int64_t Tk = x.size(-1), Tq = x.size(-2), rows = x.numel() / Tk;
+    const T* xp = x.data_ptr<T>();
+    T* yp = y.data_ptr<T>();
+    at::parallel_for(0, rows, grain(Tk), [&](int64_t r0, int64_t r1) {
+      std::vector<float> buf(static_cast<size_t>(Tk));
+      for (int64_t r = r0; r < r1; ++r) softmax_row(xp + r * Tk, yp + r * Tk, buf.data(), seen(r, Tq, Tk, causal), Tk);
+    });
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
-    RECORD_FUNCTION("attention_softmax_backward", std::vector<c10::IValue>());
-    const auto y = ctx->get_saved_variables()[0];
-    const auto g = grads[0].to(y.scalar_type()).contiguous();
-    auto gx = torch::empty_like(y);
-    const bool causal = ctx->saved_data["causal"].toBool();
-    if (y.scalar_type() == torch::kBFloat16) softmax_backward<c10::BFloat16>(y, g, gx, causal);
-    else softmax_backward<float>(y, g, gx, causal);
-    return {gx, torch::Tensor()};
+
+  template <typename T>
+  static void backward(const torch::Tensor& y, const torch::Tensor& g, torch::Tensor& gx, bool causal) {
+    const int64_t Tk = y.size(-1), Tq = y.size(-2), rows = y.numel() / Tk;
+    const T* yp = y.data_ptr<T>();
+    const T* gp = g.data_ptr<T>();
+    T* op = gx.data_ptr<T>();
+    at::parallel_for(0, rows, grain(Tk), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r)
+        softmax_backward_row(yp + r * Tk, gp + r * Tk, op + r * Tk, seen(r, Tq, Tk, causal), Tk);
+    });
   }
 };
 #endif
@@ -137,7 +122,7 @@ torch::Tensor attention_softmax(const torch::Tensor& x, bool causal) {
   TORCH_CHECK(!causal || x.size(-2) <= x.size(-1), "causal attention needs Tq <= Tk, got ", x.size(-2), " > ",
               x.size(-1));
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-  if (attention_softmax_uses_own_kernel(x)) return SoftmaxFn::apply(x, causal);
+  if (attention_softmax_uses_own_kernel(x)) return KernelFn<SoftmaxKernels>::apply(x, causal);
 #endif
   if (!causal) return torch::softmax(x, -1);
   const auto allowed = causal_mask(x.size(-2), x.size(-1), x.device());

@@ -31,7 +31,7 @@ TEST(Gelu, Bf16MatchesFp32GeluValuesAndGradients) {
     auto y = m::gelu(x, tanh);
     const auto yf = tanh ? at::gelu(xf, "tanh") : at::gelu(xf);
 #ifdef ATTNZOO_HAVE_DNNL
-    EXPECT_TRUE(m::gelu_uses_own_kernel(x));
+    EXPECT_NE(m::gelu_kernel(x), m::GeluKernel::aten);
 #endif
     EXPECT_EQ(y.scalar_type(), torch::kBFloat16);
     EXPECT_EQ(y.sizes(), x.sizes());
@@ -59,7 +59,10 @@ TEST(Gelu, ValuesAndGradientsWithinOneRoundingOfFp64) {
   for (bool tanh : {false, true}) {
     SCOPED_TRACE(std::string(tanh ? "tanh" : "erf") + (type == torch::kFloat ? " fp32" : " bf16"));
     const auto x = grid.to(type), g = g_all.to(type);
-    const double rel = type == torch::kFloat ? 4e-7 : 1.0 / 256, abs = 1e-6;
+    // LibTorch's and oneDNN's tanh forms (the fallbacks) lose ~3e-6 to cancellation in the far
+    // negative tail, where the AVX-512 kernels keep 1e-6.
+    const double rel = type == torch::kFloat ? 4e-7 : 1.0 / 256;
+    const double abs = m::gelu_kernel(x) == m::GeluKernel::avx512 ? 1e-6 : 1e-5;
     const auto xr = x.clone().requires_grad_();
     const auto y = m::gelu(xr, tanh);
     const auto gx = torch::autograd::grad({y}, {xr}, {g})[0];
@@ -82,10 +85,10 @@ TEST(Gelu, AutocastAndOtherTypes) {
   auto x = torch::randn({4, 50});
   // fp64 and empty tensors are at::gelu's.
   const auto xd = x.to(torch::kDouble);
-  EXPECT_FALSE(m::gelu_uses_own_kernel(xd));
+  EXPECT_EQ(m::gelu_kernel(xd), m::GeluKernel::aten);
   EXPECT_EQ(max_diff(m::gelu(xd), at::gelu(xd)), 0.0);
   EXPECT_EQ(max_diff(m::gelu(xd, true), at::gelu(xd, "tanh")), 0.0);
-  EXPECT_FALSE(m::gelu_uses_own_kernel(torch::empty({0}, torch::kBFloat16)));
+  EXPECT_EQ(m::gelu_kernel(torch::empty({0}, torch::kBFloat16)), m::GeluKernel::aten);
   // fp32 agrees with ATen's fp32 GELU (the same erf approximation) to a few units in the last place.
   EXPECT_LE(max_diff(m::gelu(x), at::gelu(x)), 1e-6);
   EXPECT_LE(max_diff(m::gelu(x, true), at::gelu(x, "tanh")), 1e-6);
