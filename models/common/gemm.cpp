@@ -138,14 +138,17 @@ void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Te
   dnnl_run(prim.matmul, args);
 }
 
-// Whether a product with these operands gains from a blocked copy of B (bench/, two threads): bf16
-// with enough rows of A to pay for the copy (1.05-1.2x on the models' shapes); in fp32 only a long
-// inner dimension, where the plain kernel falls far behind: a language-model head's input gradient
-// ((1024, 50 304) @ (50 304, 768)) runs 1.3x faster copy included, while the copy takes back most
-// of the gain on the layers' shapes.
+// Whether a product with these operands gains from a blocked copy of B (bench/, two threads):
+// bf16 with enough rows of A to pay for the copy (1.05-1.2x on the models' shapes); fp32 when B is
+// row-major (a layer's input gradient, x' = g W) and the product large: there the plain kernel
+// falls behind (1.3x on GPT-2's MLP and head input gradients, copy included), while for Wᵀ (the
+// forward) and small products the copy takes back what the blocked kernel gains.
 bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
   if (b.dim() != 2 || a.size(-2) < 64) return false;
-  return b.scalar_type() == torch::kBFloat16 || (b.scalar_type() == torch::kFloat && b.size(0) >= 8192);
+  if (b.scalar_type() == torch::kBFloat16) return true;
+  const bool row_major = b.stride(1) == 1 && b.stride(0) == b.size(1);
+  return b.scalar_type() == torch::kFloat && row_major &&
+         static_cast<double>(a.size(-2)) * static_cast<double>(b.size(0)) * static_cast<double>(b.size(1)) >= 0x1p31;
 }
 
 // x wᵀ (+ bias, then `post`) for x (M, K) and w (N, K) ready for oneDNN; an empty bias is none.

@@ -81,6 +81,26 @@ TEST(Gemm, LinearWithAndWithoutBiasMatchesAtLinear) {
   }
 }
 
+// A product large enough that fp32's input gradient (g W, W row-major) reads W in oneDNN's
+// blocked layout: the gradients of a (1024 x 2048) -> 1024 layer against LibTorch's in fp64.
+TEST(Gemm, LargeFp32LayerGradientsMatchFp64) {
+  torch::manual_seed(8);
+  auto x = torch::randn({2, 512, 2048}, torch::requires_grad());
+  auto w = (torch::randn({1024, 2048}) / 45).requires_grad_(), b = torch::randn({1024}, torch::requires_grad());
+  auto y = m::linear(x, w, b);
+  const auto g = torch::randn(y.sizes());
+  auto got = torch::autograd::grad({y}, {x, w, b}, {g});
+  auto xd = x.detach().to(torch::kDouble).requires_grad_(), wd = w.detach().to(torch::kDouble).requires_grad_(),
+       bd = b.detach().to(torch::kDouble).requires_grad_();
+  auto yd = at::linear(xd, wd, bd);
+  auto want = torch::autograd::grad({yd}, {xd, wd, bd}, {g.to(torch::kDouble)});
+  expect_close(y.to(torch::kDouble), yd, 1e-4);
+  for (size_t i = 0; i < got.size(); ++i) {
+    SCOPED_TRACE(i);
+    expect_close(got[i].to(torch::kDouble), want[i], 1e-5 * want[i].abs().max().item<double>() + 1e-5);
+  }
+}
+
 TEST(Gemm, LinearAcceptsNonContiguousInput) {
   torch::manual_seed(3);
   auto x = torch::randn({8, 4}).t();  // (4, 8), transposed storage
