@@ -113,14 +113,28 @@ Primitives& primitives() {
   return p;
 }
 
+// Whether a product with these operands gains from a blocked copy of B (bench/, two threads):
+// bf16 with enough rows of A to pay for the copy (1.05-1.2x on the models' shapes); fp32 when B is
+// row-major (a layer's input gradient, x' = g W) and the product large: there the plain kernel
+// falls behind (1.3x on GPT-2's MLP and head input gradients, copy included), while for Wᵀ (the
+// forward) and small products the copy takes back what the blocked kernel gains.
+bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
+  if (b.dim() != 2 || a.size(-2) < 64) return false;
+  if (b.scalar_type() == torch::kBFloat16) return true;
+  const bool row_major = b.stride(1) == 1 && b.stride(0) == b.size(1);
+  return b.scalar_type() == torch::kFloat && row_major &&
+         static_cast<double>(a.size(-2)) * static_cast<double>(b.size(0)) * static_cast<double>(b.size(1)) >= 0x1p31;
+}
+
 // c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides. With
-// blocked_b, b is first copied into the blocked layout the kernel reads fastest: oneDNN's bf16
-// kernels otherwise repack plain B blocks again for every block of rows, 10-20 % of the product
-// on these shapes (bench/), where one reorder of a weight costs ~1 %.
+// may_block_b, where block_b_for says so, b is first copied into the blocked layout the kernel
+// reads fastest: oneDNN's kernels otherwise repack plain B blocks again for every block of rows,
+// 10-20 % of a bf16 product on these shapes (bench/), where one reorder of a weight costs ~1 %.
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
                  const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none,
-                 bool blocked_b = false) {
+                 bool may_block_b = false) {
   RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
+  const bool blocked_b = may_block_b && block_b_for(a, b);
   const auto prim = primitives().get(a, b, c, bias, alpha, post, blocked_b);
   auto& engine = dnnl_cpu_engine();
   memory b_mem(describe(b), engine, b.data_ptr());
@@ -138,19 +152,6 @@ void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Te
   dnnl_run(prim.matmul, args);
 }
 
-// Whether a product with these operands gains from a blocked copy of B (bench/, two threads):
-// bf16 with enough rows of A to pay for the copy (1.05-1.2x on the models' shapes); fp32 when B is
-// row-major (a layer's input gradient, x' = g W) and the product large: there the plain kernel
-// falls behind (1.3x on GPT-2's MLP and head input gradients, copy included), while for Wᵀ (the
-// forward) and small products the copy takes back what the blocked kernel gains.
-bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
-  if (b.dim() != 2 || a.size(-2) < 64) return false;
-  if (b.scalar_type() == torch::kBFloat16) return true;
-  const bool row_major = b.stride(1) == 1 && b.stride(0) == b.size(1);
-  return b.scalar_type() == torch::kFloat && row_major &&
-         static_cast<double>(a.size(-2)) * static_cast<double>(b.size(0)) * static_cast<double>(b.size(1)) >= 0x1p31;
-}
-
 // x wᵀ (+ bias, then `post`) for x (M, K) and w (N, K) ready for oneDNN; an empty bias is none.
 torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
                              PostOp post = PostOp::none) {
@@ -158,9 +159,9 @@ torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, con
   auto y = torch::empty({x.size(0), N}, x.options());
   if (bias.defined() && bias.numel() > 0) {
     const auto b = bias.contiguous().view({1, N});
-    dnnl_matmul(x, w.t(), y, &b, 1.0f, post, block_b_for(x, w));
+    dnnl_matmul(x, w.t(), y, &b, 1.0f, post, /*may_block_b=*/true);
   } else {
-    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post, block_b_for(x, w));
+    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post, /*may_block_b=*/true);
   }
   return y;
 }
@@ -255,7 +256,7 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     torch::Tensor gx, gw, gb;
     if (ctx->needs_input_grad(0)) {
       gx = torch::empty(x.sizes(), x.options());
-      dnnl_matmul(g, w, gx, nullptr, 1.0f, PostOp::none, block_b_for(g, w));
+      dnnl_matmul(g, w, gx, nullptr, 1.0f, PostOp::none, /*may_block_b=*/true);
       const auto x_type = static_cast<c10::ScalarType>(ctx->saved_data["x_type"].toInt());
       gx = gx.view(ctx->saved_data["x_sizes"].toIntVector()).to(x_type);
     }
