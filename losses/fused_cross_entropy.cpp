@@ -30,14 +30,9 @@ void row_grad(const T* x, T* out, int64_t V, float lse, float g) {
 }
 
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-using models::simd::exp16;
-using models::simd::first_lanes;
-using models::simd::load16;
-using models::simd::store16;
+using namespace models::simd;
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm*_undefined_*()
-#pragma GCC diagnostic ignored "-Wuninitialized"
+ATTNZOO_AVX512_WARNINGS_OFF
 
 template <typename T>
 ATTNZOO_AVX512 float row_lse_avx512(const T* x, int64_t V) {
@@ -64,7 +59,7 @@ ATTNZOO_AVX512 void row_grad_avx512(const T* x, T* out, int64_t V, float lse, fl
     store16(out + j, _mm512_mul_ps(exp16(_mm512_sub_ps(load16(x + j, m), vlse)), vg), m);
   }
 }
-#pragma GCC diagnostic pop
+ATTNZOO_AVX512_WARNINGS_ON
 
 bool has_avx512() { return models::simd::has_avx512_bf16(); }
 #else

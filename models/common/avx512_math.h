@@ -15,6 +15,13 @@
 
 #define ATTNZOO_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
+// Around a file's kernels: GCC 12 warns about the _mm*_undefined_*() that its own intrinsics start
+// from once they are inlined.
+#define ATTNZOO_AVX512_WARNINGS_OFF                                   \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#define ATTNZOO_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+
 namespace attnzoo::models::simd {
 
 // Whether this CPU runs the kernels built from these helpers (AVX-512 F/BW/VL and BF16), unless the
@@ -26,8 +33,7 @@ inline bool has_avx512_bf16() {
   return yes;
 }
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
+ATTNZOO_AVX512_WARNINGS_OFF
 
 // The mask of the first n (<= 16) lanes.
 inline __mmask16 first_lanes(int64_t n) { return static_cast<__mmask16>(n >= 16 ? 0xFFFF : (1u << n) - 1); }
@@ -59,7 +65,7 @@ ATTNZOO_AVX512 inline void store16(c10::BFloat16* p, __m512 v, __mmask16 m) {
   _mm256_mask_storeu_epi16(p, m, (__m256i)_mm512_cvtneps_pbh(v));  // round to nearest even
 }
 
-#pragma GCC diagnostic pop
+ATTNZOO_AVX512_WARNINGS_ON
 
 }  // namespace attnzoo::models::simd
 #endif

@@ -32,14 +32,9 @@ GeluKernel gelu_kernel(const torch::Tensor& x) {
 namespace {
 
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-using simd::exp16;
-using simd::first_lanes;
-using simd::load16;
-using simd::store16;
+using namespace simd;
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm*_undefined_*()
-#pragma GCC diagnostic ignored "-Wuninitialized"
+ATTNZOO_AVX512_WARNINGS_OFF
 
 // GELU (kDerivative false) or GELU' (true) of 16 floats.
 // Exact GELU: x Φ(x) and Φ(x) + x φ(x), with erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7,
@@ -94,7 +89,7 @@ ATTNZOO_AVX512 void gelu_backward_avx512(const T* x, const T* g, T* out, int64_t
     store16(out + j, _mm512_mul_ps(load16(g + j, m), gelu16<kTanh, true>(load16(x + j, m))), m);
   }
 }
-#pragma GCC diagnostic pop
+ATTNZOO_AVX512_WARNINGS_ON
 
 constexpr int64_t kGrain = 1 << 14;
 

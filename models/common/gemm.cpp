@@ -4,10 +4,6 @@
 #include <optional>
 #include <string>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#endif
-
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
@@ -323,14 +319,13 @@ torch::Tensor matmul(const torch::Tensor& a, const torch::Tensor& b, double alph
 
 namespace {
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef ATTNZOO_HAVE_AVX512_KERNELS
 // y = W x for bf16 weights W (rows n0..n1-1 of K, row stride ldw) and a bf16 x, with AVX-512 BF16's
 // dot product of bf16 pairs into fp32 sums: the products are exact and the sums fp32, so the
 // result is as close as an fp32 product of the same bf16 values. Four rows at a time share each
 // load of x and the next four rows are prefetched: the rows stream through memory once, which is
 // all a matrix-vector product can do.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm512_undefined_*()
+ATTNZOO_AVX512_WARNINGS_OFF
 __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline __m512bh load_bf16(const uint16_t* p,
                                                                                              __mmask32 m) {
   return (__m512bh)_mm512_maskz_loadu_epi16(m, p);
@@ -367,7 +362,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void gemv_bf16_rows(const
     y[n] = _mm512_reduce_add_ps(acc);
   }
 }
-#pragma GCC diagnostic pop
+ATTNZOO_AVX512_WARNINGS_ON
 
 // The bf16 one-row linear on CPUs with AVX-512 BF16, or nullopt. oneDNN's bf16 matmul with M = 1
 // reads the weights at about a third of the memory speed that this loop reaches.

@@ -14,14 +14,9 @@ namespace attnzoo::models {
 namespace {
 
 #ifdef ATTNZOO_HAVE_AVX512_KERNELS
-using simd::exp16;
-using simd::first_lanes;
-using simd::load16;
-using simd::store16;
+using namespace simd;
 
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's intrinsics start from _mm*_undefined_*()
-#pragma GCC diagnostic ignored "-Wuninitialized"
+ATTNZOO_AVX512_WARNINGS_OFF
 
 // One row of Tk scores, of which the first n are seen: y = softmax over those n, 0 after them.
 // buf holds the n exponentials in fp32, so that bf16 output is rounded once.
@@ -63,7 +58,7 @@ ATTNZOO_AVX512 void softmax_backward_row(const T* y, const T* g, T* gx, int64_t 
   }
   std::fill(gx + n, gx + Tk, T(0.0f));
 }
-#pragma GCC diagnostic pop
+ATTNZOO_AVX512_WARNINGS_ON
 
 // Keys seen by row r of the (rows, Tk) view: all, or under the causal mask of a (Tq, Tk) matrix.
 int64_t seen(int64_t r, int64_t Tq, int64_t Tk, bool causal) {
