@@ -1,9 +1,10 @@
 // Matrix products for the models, with autograd: `matmul` (batched, any strides) and `linear`.
 // On CPU in fp32 and bf16 (outside autocast) they run on oneDNN's matmul primitive when the build
-// has it (ATTNZOO_HAVE_DNNL): it reads strided views directly, so attention needs no copies of the transposed q, k, v, and
-// its kernels are faster than the BLAS GEMM LibTorch 1.13 calls for these shapes (bench/).
+// has it (ATTNZOO_HAVE_DNNL): its kernels are faster than the BLAS GEMM LibTorch 1.13 calls for
+// these shapes (bench/). Any strided view is accepted; batches not stored densely (attention's q, k,
+// v sliced from one projection) are copied first, which oneDNN's fast kernels repay.
 // Under CPU bf16 autocast, linear with fp32 weights runs the bf16 product on oneDNN too and returns
-// fp32 weight gradients directly, and matmul of two bf16 tensors takes the strided path.
+// fp32 weight gradients directly, and matmul of two bf16 tensors runs on oneDNN as well.
 // Elsewhere (CUDA, a build without oneDNN) they are at::matmul / at::linear.
 #pragma once
 
