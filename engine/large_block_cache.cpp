@@ -6,6 +6,18 @@
 
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
+#include <torch/version.h>
+
+#include <cstring>
+
+// LibTorch 2.3 made Allocator::allocate non-const and added a pure virtual copy_data.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define ATTNZOO_ALLOCATE_CONST
+#define ATTNZOO_ALLOCATOR_COPY_DATA 1
+#else
+#define ATTNZOO_ALLOCATE_CONST const
+#define ATTNZOO_ALLOCATOR_COPY_DATA 0
+#endif
 
 namespace attnzoo::engine {
 namespace {
@@ -53,7 +65,7 @@ void release(void* p) {
 
 class LargeBlockCache final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(std::size_t n) const override {
+  c10::DataPtr allocate(std::size_t n) ATTNZOO_ALLOCATE_CONST override {
     void* p = nullptr;
     if (n >= kLarge) {
       auto& s = state();
@@ -74,6 +86,9 @@ class LargeBlockCache final : public c10::Allocator {
     return {p, p, &c10::free_cpu, c10::Device(c10::DeviceType::CPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return &release; }  // frees either kind
+#if ATTNZOO_ALLOCATOR_COPY_DATA
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
 };
 
 }  // namespace

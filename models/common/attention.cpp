@@ -113,8 +113,9 @@ AttentionOutput scaled_dot_product_attention(const torch::Tensor& q, const torch
       empty_rows = mask.logical_not().all(-1, /*keepdim=*/true);  // (..., Tq, 1)
       mask = mask.logical_or(empty_rows);
     }
-    auto out = at::scaled_dot_product_attention(q, k, v, plain_causal ? c10::optional<at::Tensor>() : mask, p,
-                                                plain_causal);
+    // No mask is an empty optional: LibTorch 2.x refuses an optional holding an undefined tensor.
+    const auto fused_mask = plain_causal || !mask.defined() ? c10::optional<at::Tensor>() : c10::optional<at::Tensor>(mask);
+    auto out = at::scaled_dot_product_attention(q, k, v, fused_mask, p, plain_causal);
     return {may_be_empty ? out.masked_fill(empty_rows, 0.0) : out, {}};
   }
 #endif

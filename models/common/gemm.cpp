@@ -278,7 +278,7 @@ bool autocast_enabled() {
 #endif
 }
 
-bool autocast_to_bf16() {
+[[maybe_unused]] bool autocast_to_bf16() {  // used with oneDNN only
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
   return autocast_enabled() && at::autocast::get_autocast_dtype(at::kCPU) == at::kBFloat16;
 #else
