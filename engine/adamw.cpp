@@ -80,6 +80,9 @@ void AdamW::step(double lr_base) {
       float* mp = s.exp_avg.data_ptr<float>();
       float* vp = s.exp_avg_sq.data_ptr<float>();
       at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) { update_range(pp, gp, mp, vp, begin, end, k); });
+      // Written through raw pointers: bump the version as ATen's in-place ops do, so that whatever
+      // keys on it (models::linear's blocked weights at inference) sees the change.
+      p.unsafeGetTensorImpl()->bump_version();
       continue;
     }
     if (decays) p.mul_(1.0 - lr * opt_.weight_decay);

@@ -1,6 +1,7 @@
 #include "models/common/gemm.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -10,6 +11,7 @@
 #include "models/common/avx512_math.h"
 
 #ifdef ATTNZOO_HAVE_DNNL
+#include <atomic>
 #include <mutex>
 #include <unordered_map>
 
@@ -122,24 +124,119 @@ bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
          static_cast<double>(a.size(-2)) * static_cast<double>(b.size(0)) * static_cast<double>(b.size(1)) >= 0x1p31;
 }
 
+// Blocked copies of weights for products run without autograd (inference, evaluation), so that a
+// weight is reordered once rather than once per product. A copy serves again only while its weight
+// and the weight's storage are the same objects (weak references keep their addresses from being
+// reused; Module::to swaps the storage), at the same data pointer and version: every in-place
+// change bumps the version (ATen's in-place ops, and engine::AdamW's fused update, which writes
+// through raw pointers and bumps it itself). Writes through a `.data()` alias are not seen, as
+// autograd does not see them either. Bounded in bytes, least recently
+// used first out; emptied as soon as a weight that needs a gradient goes through `linear`
+// (training), whose steps change every weight anyway.
+class BlockedWeights {
+ public:
+  static constexpr std::size_t kMaxBytes = std::size_t{1} << 30;
+
+  // The blocked copy of B = f(owner) (f: a transpose or a cast) as `blocked`, made by `fill` on a miss.
+  torch::Tensor get(const torch::Tensor& owner, const memory::desc& given, const memory::desc& blocked,
+                    const std::function<void(const torch::Tensor&)>& fill) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto* key = owner.unsafeGetTensorImpl();
+    const auto* storage = owner.storage().unsafeGetStorageImpl();
+    const int64_t version = owner._version();
+    auto it = entries_.find(key);
+    if (it != entries_.end()) {
+      auto& e = it->second;
+      if (!e.owner.expired() && e.storage_impl == storage && e.data == owner.data_ptr() && e.version == version &&
+          e.given == given && e.blocked_desc == blocked) {
+        e.used = ++clock_;
+        return e.copy;
+      }
+      bytes_ -= static_cast<std::size_t>(e.copy.nbytes());
+      entries_.erase(it);
+    }
+    auto copy = torch::empty({static_cast<int64_t>(blocked.get_size())}, owner.options().dtype(torch::kByte));
+    fill(copy);
+    const auto n = static_cast<std::size_t>(copy.nbytes());
+    if (n > kMaxBytes / 2) return copy;  // too large to keep
+    // Drop the entries of weights that are gone, then the least recently used, to make room.
+    for (auto e = entries_.begin(); e != entries_.end();)
+      if (e->second.owner.expired()) bytes_ -= static_cast<std::size_t>(e->second.copy.nbytes()), e = entries_.erase(e);
+      else ++e;
+    while (bytes_ + n > kMaxBytes && !entries_.empty()) {
+      auto lru = std::min_element(entries_.begin(), entries_.end(),
+                                  [](const auto& x, const auto& y) { return x.second.used < y.second.used; });
+      bytes_ -= static_cast<std::size_t>(lru->second.copy.nbytes());
+      entries_.erase(lru);
+    }
+    entries_.emplace(key, Entry{c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl>(owner.getIntrusivePtr()),
+                                c10::weak_intrusive_ptr<c10::StorageImpl>(owner.storage().getWeakStorageImpl()),
+                                storage, owner.data_ptr(), version, given, blocked, copy, ++clock_});
+    bytes_ += n;
+    nonempty_ = true;
+    return copy;
+  }
+
+  void clear() {
+    if (!nonempty_.load(std::memory_order_relaxed)) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    entries_.clear();
+    bytes_ = 0;
+    nonempty_ = false;
+  }
+
+ private:
+  struct Entry {
+    c10::weak_intrusive_ptr<c10::TensorImpl, c10::UndefinedTensorImpl> owner;
+    c10::weak_intrusive_ptr<c10::StorageImpl> storage;  // holds storage_impl's address
+    const c10::StorageImpl* storage_impl;
+    const void* data;
+    int64_t version;
+    memory::desc given, blocked_desc;
+    torch::Tensor copy;
+    uint64_t used;
+  };
+  std::mutex mutex_;
+  std::unordered_map<const c10::TensorImpl*, Entry> entries_;
+  std::size_t bytes_ = 0;
+  uint64_t clock_ = 0;
+  std::atomic<bool> nonempty_{false};
+};
+
+BlockedWeights& blocked_weights() {
+  static auto* cache = new BlockedWeights;  // never destroyed: products may run during static destruction
+  return *cache;
+}
+
 // c = alpha · a @ b (+ bias broadcast over rows); c is preallocated with any strides. With
 // may_block_b, where block_b_for says so, b is first copied into the blocked layout the kernel
 // reads fastest: oneDNN's kernels otherwise repack plain B blocks again for every block of rows,
 // 10-20 % of a bf16 product on these shapes (bench/), where one reorder of a weight costs ~1 %.
+// With weight_owner (a weight that needs no gradient here; b is a transpose or cast of it), the
+// blocked copy comes from BlockedWeights, and fp32 products take it too: without the copy's cost,
+// the blocked kernel is the faster one for them as well.
 void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& c,
                  const torch::Tensor* bias = nullptr, float alpha = 1.0f, PostOp post = PostOp::none,
-                 bool may_block_b = false) {
+                 bool may_block_b = false, const torch::Tensor* weight_owner = nullptr) {
   RECORD_FUNCTION("dnnl_matmul", std::vector<c10::IValue>());
-  const bool blocked_b = may_block_b && block_b_for(a, b);
+  const bool cached = weight_owner && !weight_owner->is_inference() && b.dim() == 2 && a.size(-2) >= 64;
+  const bool blocked_b = cached || (may_block_b && block_b_for(a, b));
   const auto prim = primitives().get(a, b, c, bias, alpha, post, blocked_b);
   auto& engine = dnnl_cpu_engine();
   memory b_mem(describe(b), engine, b.data_ptr());
   torch::Tensor b_blocked;  // keeps the blocked copy alive until the product has run
   if (prim.to_blocked) {
-    b_blocked = torch::empty({static_cast<int64_t>(prim.blocked_b.get_size())}, b.options().dtype(torch::kByte));
-    memory blocked(prim.blocked_b, engine, b_blocked.data_ptr());
-    dnnl_run(*prim.to_blocked, {{DNNL_ARG_FROM, b_mem}, {DNNL_ARG_TO, blocked}});
-    b_mem = blocked;
+    auto fill = [&](const torch::Tensor& out) {
+      memory blocked(prim.blocked_b, engine, out.data_ptr());
+      dnnl_run(*prim.to_blocked, {{DNNL_ARG_FROM, b_mem}, {DNNL_ARG_TO, blocked}});
+    };
+    if (cached) {
+      b_blocked = blocked_weights().get(*weight_owner, describe(b), prim.blocked_b, fill);
+    } else {
+      b_blocked = torch::empty({static_cast<int64_t>(prim.blocked_b.get_size())}, b.options().dtype(torch::kByte));
+      fill(b_blocked);
+    }
+    b_mem = memory(prim.blocked_b, engine, b_blocked.data_ptr());
   }
   std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(describe(a), engine, a.data_ptr())},
                                        {DNNL_ARG_WEIGHTS, b_mem},
@@ -149,15 +246,16 @@ void dnnl_matmul(const torch::Tensor& a, const torch::Tensor& b, const torch::Te
 }
 
 // x wᵀ (+ bias, then `post`) for x (M, K) and w (N, K) ready for oneDNN; an empty bias is none.
+// weight_owner: the weight w was made from, when no gradient is needed (see BlockedWeights).
 torch::Tensor dnnl_linear_2d(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
-                             PostOp post = PostOp::none) {
+                             PostOp post = PostOp::none, const torch::Tensor* weight_owner = nullptr) {
   const int64_t N = w.size(0);
   auto y = torch::empty({x.size(0), N}, x.options());
   if (bias.defined() && bias.numel() > 0) {
     const auto b = bias.contiguous().view({1, N});
-    dnnl_matmul(x, w.t(), y, &b, 1.0f, post, /*may_block_b=*/true);
+    dnnl_matmul(x, w.t(), y, &b, 1.0f, post, /*may_block_b=*/true, weight_owner);
   } else {
-    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post, /*may_block_b=*/true);
+    dnnl_matmul(x, w.t(), y, nullptr, 1.0f, post, /*may_block_b=*/true, weight_owner);
   }
   return y;
 }
@@ -223,8 +321,11 @@ struct MatmulFn : torch::autograd::Function<MatmulFn> {
 // fp32, where autocast's bf16 gradients take one more pass over every weight to convert them (~6 %
 // of a GPT-2 step). Every gradient comes back in its input's type.
 struct LinearFn : torch::autograd::Function<LinearFn> {
+  // cache_weight: no gradient is needed (the caller ran without autograd), so the weight's blocked
+  // copy may come from BlockedWeights.
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in,
-                               const torch::Tensor& w_in, const torch::Tensor& bias_in, bool to_bf16) {
+                               const torch::Tensor& w_in, const torch::Tensor& bias_in, bool to_bf16,
+                               bool cache_weight) {
     const int64_t K = x_in.size(-1), N = w_in.size(0);
     auto x = x_in.reshape({-1, K});  // (M, K), a view when x is contiguous
     auto w = w_in;                   // (N, K)
@@ -232,7 +333,7 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
     x = matrix_ready(x), w = matrix_ready(w);
     // An empty bias stands for "no bias" (autograd inputs must be defined); under autocast it
     // stays fp32, and oneDNN adds it to the fp32 sums.
-    const auto y = dnnl_linear_2d(x, w, bias_in);
+    const auto y = dnnl_linear_2d(x, w, bias_in, PostOp::none, cache_weight ? &w_in : nullptr);
     ctx->save_for_backward({x, w});
     ctx->saved_data["has_bias"] = bias_in.numel() > 0;
     ctx->saved_data["x_sizes"] = x_in.sizes().vec();
@@ -261,9 +362,19 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
       dnnl_matmul(g.t(), x, gw);
     }
     if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) gb = g.sum(0).to(w_type);
-    return {gx, gw, gb, torch::Tensor()};
+    return {gx, gw, gb, torch::Tensor(), torch::Tensor()};
   }
 };
+
+// Whether a linear layer runs without autograd, so that its weight's blocked copy may be kept; a
+// layer that trains empties BlockedWeights instead.
+bool may_cache_weight(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
+    if (weight.requires_grad()) blocked_weights().clear();
+    return false;
+  }
+  return true;
+}
 
 }  // namespace
 #endif
@@ -433,12 +544,14 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
     if (auto y = single_row_linear(x, weight, bias)) return *y;
 #ifdef ATTNZOO_HAVE_DNNL
   if (dnnl_linear_fits(x, weight, bias))
-    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), false);
+    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), false,
+                           may_cache_weight(x, weight, bias));
   // Training under bf16 autocast: fp32 weights, more than one row.
   if (x.device().is_cpu() && autocast_to_bf16() && weight.scalar_type() == torch::kFloat && weight.dim() == 2 &&
       (x.scalar_type() == torch::kFloat || x.scalar_type() == torch::kBFloat16) && x.dim() >= 2 &&
       x.numel() > x.size(-1) && (!bias.defined() || bias.scalar_type() == torch::kFloat))
-    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), true);
+    return LinearFn::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), true,
+                           may_cache_weight(x, weight, bias));
 #endif
   return at::linear(x, weight, bias);
 }
@@ -454,7 +567,7 @@ std::optional<torch::Tensor> fused_linear_activation(const torch::Tensor& x, con
   if (post == PostOp::none || needs_grad || !dnnl_linear_fits(x, weight, bias) || x.numel() == x.size(-1))
     return std::nullopt;
   const int64_t K = x.size(-1), N = weight.size(0);
-  const auto y = dnnl_linear_2d(matrix_ready(x.reshape({-1, K})), matrix_ready(weight), bias, post);
+  const auto y = dnnl_linear_2d(matrix_ready(x.reshape({-1, K})), matrix_ready(weight), bias, post, &weight);
   auto out_sizes = x.sizes().vec();
   out_sizes.back() = N;
   return y.view(out_sizes);

@@ -28,6 +28,7 @@
 #include "engine/checkpoint.h"
 #include "engine/metrics.h"
 #include "engine/train_config.h"
+#include "models/common/gemm.h"
 #include "engine/trainer.h"
 #include "losses/language_model.h"
 #include "models/gpt/gpt.h"
@@ -38,6 +39,7 @@
 namespace fs = std::filesystem;
 namespace engine = attnzoo::engine;
 namespace weights = attnzoo::weights;
+namespace models = attnzoo::models;
 using attnzoo::models::GPT;
 using attnzoo::models::gpt_tiny;
 using attnzoo::models::GPTConfig;
@@ -341,6 +343,28 @@ TEST(AdamW, MatchesTorchOptimAdamWWithTwoParamGroups) {
   SmallNet fresh;
   EXPECT_GT((a.at("fc1.weight") - fresh->fc1->weight).abs().max().item<double>(), 1e-3);
   EXPECT_FALSE(ours->fc1->weight.grad().defined()) << "zero_grad drops the gradients";
+}
+
+// The fused update writes through raw pointers; it bumps each parameter's version as ATen's
+// in-place ops do, so that inference, which keeps blocked copies of weights keyed on the version
+// (models::linear), computes with the updated weights.
+TEST(AdamW, FusedStepBumpsVersionsSoInferenceSeesTheNewWeights) {
+  torch::manual_seed(3);
+  auto w = torch::randn({24, 40}).set_requires_grad(true);
+  const auto x = torch::randn({96, 40});
+  engine::AdamW opt({{"fc.weight", w}}, {}, {0.9, 0.999, 1e-8, 0.0});
+  {
+    torch::NoGradGuard no_grad;
+    (void)models::linear(x, w);
+  }
+  w.mutable_grad() = torch::randn({24, 40});
+  const auto before = w.detach().clone();
+  const int64_t version = w._version();
+  opt.step(0.1);
+  EXPECT_GT(w._version(), version);
+  ASSERT_GT((w.detach() - before).abs().max().item<double>(), 0.05);
+  torch::NoGradGuard no_grad;
+  EXPECT_LT((models::linear(x, w) - at::linear(x, w)).abs().max().item<double>(), 1e-4);
 }
 
 // Parameters large enough to be updated in several parallel chunks, and one that is not

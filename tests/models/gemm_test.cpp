@@ -265,3 +265,66 @@ TEST(Gemm, FusedLinearActivationMatchesLinearThenActivation) {
 }
 
 }  // namespace
+
+namespace {
+
+// linear's result (then ReLU, with relu) against fp64, within what the type allows (bf16: a
+// fraction of the largest value).
+void expect_linear_of(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
+                      bool relu = false) {
+  auto want = at::linear(x.to(torch::kDouble), w.to(torch::kDouble), b.to(torch::kDouble));
+  if (relu) want = want.relu();
+  const double tol = y.scalar_type() == torch::kBFloat16 ? want.abs().max().item<double>() / 64 : 1e-4;
+  expect_close(y.to(torch::kDouble), want, tol);
+}
+
+}  // namespace
+
+// At inference a weight's blocked copy is kept and used again (models/common/gemm.cpp,
+// BlockedWeights); these change the weight between products in every way the models do and check
+// that no product ever sees an old copy: in-place ops, a new storage (Module::to), weights freed and
+// new ones made (their memory reused), products with gradients in between, and under autocast.
+TEST(Gemm, InferenceSeesEveryChangeOfAWeight) {
+  torch::manual_seed(11);
+  for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    SCOPED_TRACE(c10::toString(dtype));
+    auto x = torch::randn({96, 40}).to(dtype);  // enough rows for the blocked copy
+    auto w = torch::randn({24, 40}).to(dtype).requires_grad_(), b = torch::randn({24}).to(dtype).requires_grad_();
+    torch::NoGradGuard no_grad;
+    expect_linear_of(m::linear(x, w, b), x, w, b);
+    expect_linear_of(m::linear(x, w, b), x, w, b);  // the kept copy
+    w.mul_(-1.5);
+    expect_linear_of(m::linear(x, w, b), x, w, b);
+    w.index_put_({3}, 7.0);
+    expect_linear_of(m::linear(x, w, b), x, w, b);
+    w.set_data(w.detach().add(2.0));  // what Module::to does: a new storage, the same version
+    expect_linear_of(m::linear(x, w, b), x, w, b);
+    for (int i = 0; i < 4; ++i) {  // new weights, likely at the addresses of freed ones
+      auto wi = torch::randn({24, 40}).to(dtype);
+      expect_linear_of(m::linear(x, wi, b), x, wi, b);
+      if (auto y = m::fused_linear_activation(x, wi, b, "relu")) expect_linear_of(*y, x, wi, b, /*relu=*/true);
+    }
+    {
+      torch::AutoGradMode grad(true);  // a training product in between
+      auto y = m::linear(x, w, b);
+      y.sum().backward();
+    }
+    w.add_(w.grad());
+    expect_linear_of(m::linear(x, w, b), x, w, b);
+  }
+}
+
+TEST(Gemm, AutocastInferenceSeesAChangedFp32Weight) {
+  torch::manual_seed(12);
+  auto x = torch::randn({96, 40}), w = torch::randn({24, 40}), b = torch::randn({24});
+  torch::NoGradGuard no_grad;
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  auto y1 = m::linear(x, w, b);
+  w.sub_(1.0);
+  auto y2 = m::linear(x, w, b);
+  at::autocast::set_cpu_enabled(false);
+  at::autocast::clear_cache();
+  expect_linear_of(y2.to(torch::kBFloat16), x, w, b);
+  EXPECT_GT((y1.to(torch::kFloat) - y2.to(torch::kFloat)).abs().max().item<double>(), 1.0);
+}
