@@ -55,6 +55,13 @@ for dev in cpu cuda; do
   echo "gpt-train train --device $dev, $(grep -c 'best, saved' "$OUT/replace_$dev.txt") best checkpoints written: exit status $rc" | tee -a "$OUT/gpu.txt"
   if [ "$rc" -ge 128 ] && command -v cuda-gdb > /dev/null; then
     rm -rf "/tmp/run_replace_$dev"
+    # LibTorch's own copies of std::filesystem (pip wheels link parts of libstdc++ statically), which
+    # the app's calls could bind to instead of the system's libstdc++
+    nm -D --defined-only "$(dirname "$TORCH_CMAKE")/../lib/libtorch_cpu.so" 2>/dev/null | c++filt | grep -m 20 "std::filesystem" \
+      > "$OUT/torch_filesystem_symbols.txt"
+    # and which library each std::filesystem call of the app is bound to
+    LD_BIND_NOW=1 LD_DEBUG=bindings $G --help 2>&1 | grep "filesystem" | grep "gpt-train \[0\]" | sed 's/.*binding file //' \
+      > "$OUT/app_filesystem_bindings.txt"
     cuda-gdb -batch -ex "set pagination off" -ex run -ex bt -ex 'x/48a $sp' --args $G train --data /tmp/devil_char \
       --out "/tmp/run_replace_$dev" --n-layer 2 --n-head 2 --n-embd 64 --block-size 64 --batch-size 8 --max-iters 40 \
       --lr-decay-iters 40 --eval-interval 20 --eval-iters 4 --device "$dev" 2>&1 | grep -v "Cuda Driver error" | tail -70 > "$OUT/replace_gdb_$dev.txt"
