@@ -130,9 +130,9 @@ bool block_b_for(const torch::Tensor& a, const torch::Tensor& b) {
 // reused; Module::to swaps the storage), at the same data pointer and version: every in-place
 // change bumps the version (ATen's in-place ops, and engine::AdamW's fused update, which writes
 // through raw pointers and bumps it itself). Writes through a `.data()` alias are not seen, as
-// autograd does not see them either. Bounded in bytes, least recently
-// used first out; emptied as soon as a weight that needs a gradient goes through `linear`
-// (training), whose steps change every weight anyway.
+// autograd does not see them either. Bounded in bytes, least recently used first out; emptied as
+// soon as a weight that needs a gradient goes through `linear` (training), whose steps change
+// every weight anyway.
 class BlockedWeights {
  public:
   static constexpr std::size_t kMaxBytes = std::size_t{1} << 30;
