@@ -366,14 +366,17 @@ struct LinearFn : torch::autograd::Function<LinearFn> {
   }
 };
 
+bool needs_grad(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return at::GradMode::is_enabled() &&
+         (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+}
+
 // Whether a linear layer runs without autograd, so that its weight's blocked copy may be kept; a
 // layer that trains empties BlockedWeights instead.
 bool may_cache_weight(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()))) {
-    if (weight.requires_grad()) blocked_weights().clear();
-    return false;
-  }
-  return true;
+  if (!needs_grad(x, weight, bias)) return true;
+  if (weight.requires_grad()) blocked_weights().clear();
+  return false;
 }
 
 }  // namespace
@@ -561,10 +564,8 @@ std::optional<torch::Tensor> fused_linear_activation(const torch::Tensor& x, con
 #ifdef ATTNZOO_HAVE_DNNL
   const auto post = act == "gelu" ? PostOp::gelu : act == "gelu_tanh" ? PostOp::gelu_tanh : act == "relu" ? PostOp::relu
                                                                                                          : PostOp::none;
-  const bool needs_grad =
-      at::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad() || (bias.defined() && bias.requires_grad()));
   // One row (decoding) goes to the matrix-vector product of linear() instead.
-  if (post == PostOp::none || needs_grad || !dnnl_linear_fits(x, weight, bias) || x.numel() == x.size(-1))
+  if (post == PostOp::none || needs_grad(x, weight, bias) || !dnnl_linear_fits(x, weight, bias) || x.numel() == x.size(-1))
     return std::nullopt;
   const int64_t K = x.size(-1), N = weight.size(0);
   const auto y = dnnl_linear_2d(matrix_ready(x.reshape({-1, K})), matrix_ready(weight), bias, post, &weight);
